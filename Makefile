@@ -1,0 +1,49 @@
+# asr-engines: make install | make engines MODEL=wav2vec2 | make bench MODEL=wav2vec2 | make test
+# MODEL: an alias (python -m export --help lists them), a Hub id, a local folder, or random:wav2vec2-base.
+
+PYTHON     ?= .venv/bin/python
+MODEL      ?= wav2vec2
+PRECISIONS ?= fp32 fp16 int8
+BACKEND    ?= auto
+# File-name form of MODEL: random:wav2vec2-base -> wav2vec2-base-random, org/name -> name
+NAME       := $(if $(findstring random:,$(MODEL)),$(subst random:,,$(MODEL))-random,$(notdir $(MODEL)))
+ONNX_DIR   ?= onnx/$(NAME)
+BENCH_ARGS ?=
+
+.PHONY: install install-jetson onnx engines bench test check-device clean
+
+install: .venv/.installed
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet torch==2.13.0   # the CPU wheel first, so nothing pulls a CUDA build
+	.venv/bin/pip install --quiet -e '.[export,cpu,report,nvml,test]'
+	touch $@
+
+# On a Jetson: JetPack's TensorRT is seen through the system site-packages; pycuda builds against CUDA.
+install-jetson:
+	@command -v nvcc >/dev/null || { echo "nvcc not on PATH: export PATH=/usr/local/cuda/bin:\$$PATH (pycuda builds from source)"; exit 1; }
+	python3 -m venv --system-site-packages .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/python -c "import tensorrt" || { echo "TensorRT's Python bindings missing: sudo apt install python3-libnvinfer"; exit 1; }
+	.venv/bin/pip install --quiet -e '.[jetson,report,test]'
+	touch .venv/.installed
+
+onnx: $(ONNX_DIR)/export.json
+$(ONNX_DIR)/export.json:
+	$(PYTHON) -m export $(MODEL) --out $(ONNX_DIR)
+
+engines: onnx
+	$(PYTHON) -m engines $(ONNX_DIR) --out engines --precisions "$(PRECISIONS)" --backend $(BACKEND)
+
+bench:
+	$(PYTHON) -m runtime.bench engines/$(NAME)-*.json --out results/$(NAME) $(BENCH_ARGS)
+
+test:
+	$(PYTHON) -m pytest -q
+
+check-device:
+	$(PYTHON) -m engines.check_device
+
+clean:
+	rm -rf onnx results engines/*.onnx engines/*.plan engines/*.json engines/*.cache

@@ -1,0 +1,109 @@
+"""Export folder -> engines: one sidecar and its engine files per precision variant, written atomically."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from calibration.datasets import DEFAULT_DATASET, dataset_fingerprint, load_dataset
+from calibration.stream import CalibrationStream, calibration_stream
+from engines.assets import ctc_decoder, ctc_front_end, graph_parts, read_export
+from engines.builder import PRECISIONS, Builder
+from engines.device import host_summary
+from engines.sidecar import sha256_file, write_sidecar
+from engines.staging import publish, staging_dir
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Which audio calibrates INT8: how many utterances, how many of them noisy, and with what noise."""
+
+    dataset: Path = DEFAULT_DATASET
+    count: int = 32
+    noisy_fraction: float = 0.5
+    noise: str = "study"
+    seed: int = 0
+    length_s: float | None = None
+
+
+def build_engines(
+    onnx_dir: str | Path,
+    out_dir: str | Path,
+    builder: Builder,
+    precisions: Sequence[str] = PRECISIONS,
+    calibration: CalibrationSettings = CalibrationSettings(),
+    progress: bool = True,
+) -> list[Path]:
+    """Build every precision of the model exported in `onnx_dir`; return the sidecar paths written.
+
+    Each engine's files appear in `out_dir` only once the whole engine is built: a failed build
+    leaves nothing behind (and an older engine of the same name untouched).
+    """
+    from tqdm import tqdm
+
+    onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
+    unknown = [precision for precision in precisions if precision not in PRECISIONS]
+    if unknown:
+        raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(PRECISIONS)}")
+    export = read_export(onnx_dir)
+    parts = graph_parts(export)
+    front_end = ctc_front_end(onnx_dir)
+    common = {
+        "model": export["model"],
+        "source": export["source"],
+        "family": export["family"],
+        "backend": builder.backend,
+        "backend_version": builder.version(),
+        "source_onnx": {part: {"file": name, "sha256": sha256_file(onnx_dir / name)} for part, name in parts.items()},
+        "front_end": front_end.config(),
+        "decoder": ctc_decoder(onnx_dir),
+    }
+    variants = [(precision, variant) for precision in precisions for variant in builder.variants(precision)]
+    stream: CalibrationStream | None = None
+    written = []
+    for precision, variant in tqdm(variants, desc=f"{export['model']} engines", disable=not progress, unit="engine"):
+        if builder.needs_calibration(variant) and stream is None:
+            stream = _calibration(calibration, front_end)
+        stem = f"{export['model']}-{variant}"
+        with staging_dir(out_dir) as scratch:
+            started = time.perf_counter()
+            files, details = {}, {}
+            for part, name in parts.items():
+                target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part}{builder.suffix}")
+                details[part] = builder.build(onnx_dir / name, target, variant, stream if builder.needs_calibration(variant) else None)
+                files[part] = target.name
+            sidecar = scratch / f"{stem}.json"
+            write_sidecar(sidecar, {
+                "engine": stem,
+                "precision": precision,
+                "variant": variant,
+                **common,
+                "files": files,
+                "io": {part: detail.pop("io") for part, detail in details.items()},
+                "build": details,
+                "calibration": _describe(stream, calibration) if builder.needs_calibration(variant) else None,
+                "build_s": round(time.perf_counter() - started, 2),
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "host": host_summary(),
+            })
+            publish([scratch / name for name in files.values()] + [sidecar], out_dir)
+        written.append(out_dir / sidecar.name)
+    return written
+
+
+def _calibration(settings: CalibrationSettings, front_end) -> CalibrationStream:
+    utterances = load_dataset(settings.dataset)
+    stream = calibration_stream(
+        utterances, front_end, count=settings.count, noisy_fraction=settings.noisy_fraction,
+        noise=settings.noise, seed=settings.seed, length_s=settings.length_s,
+    )
+    stream.description["dataset"] = str(settings.dataset)
+    stream.description["dataset_sha256"] = dataset_fingerprint(utterances)
+    return stream
+
+
+def _describe(stream: CalibrationStream, settings: CalibrationSettings) -> dict:
+    return {**stream.description, "sha256": stream.sha256}

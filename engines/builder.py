@@ -1,0 +1,52 @@
+"""The builder protocol: one ONNX graph in, one engine file out. One implementation per backend."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol
+
+from calibration.stream import CalibrationStream
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+#: backend name -> "module:Class". A new backend is a new line here and a new file, nothing else.
+BUILDERS = {
+    "tensorrt": "engines.tensorrt_build:TensorRTBuilder",
+    "onnxruntime": "engines.onnxruntime_build:OnnxRuntimeBuilder",
+}
+
+
+class BuilderUnavailable(RuntimeError):
+    """The backend's libraries are not installed here."""
+
+
+class Builder(Protocol):
+    backend: str
+    suffix: str  # engine file ending: ".onnx", ".plan"
+
+    def version(self) -> str: ...
+
+    def variants(self, precision: str) -> list[str]:
+        """The engines one precision yields (ONNX Runtime's int8 gives `int8` and `int8-qdq`)."""
+        ...
+
+    def needs_calibration(self, variant: str) -> bool: ...
+
+    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None) -> dict:
+        """Write `target` from `source`; return details for the sidecar, with `io` (inputs/outputs) among them."""
+        ...
+
+
+def make_builder(backend: str = "auto") -> Builder:
+    """The builder for `backend`; `auto` takes TensorRT when `import tensorrt` works, else ONNX Runtime."""
+    if backend == "auto":
+        for name in BUILDERS:
+            try:
+                return make_builder(name)
+            except BuilderUnavailable:
+                continue
+    if backend not in BUILDERS:
+        raise BuilderUnavailable(f"unknown backend {backend!r}; choose from auto, {', '.join(BUILDERS)}")
+    module_name, class_name = BUILDERS[backend].split(":")
+    return getattr(importlib.import_module(module_name), class_name)()

@@ -1,0 +1,66 @@
+"""ONNX Runtime engines: ONNX files prepared per precision (CPU here; CUDA/TensorRT providers on a GPU)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from calibration.stream import CalibrationStream
+from engines.builder import BuilderUnavailable
+from engines.float16 import convert_fp16
+from engines.quantize import INT8_FORMS, quantize_int8
+
+
+class OnnxRuntimeBuilder:
+    """fp32 as exported; fp16 with norms/softmax/IO in fp32; int8 in the CPU form plus the TensorRT Q/DQ form."""
+
+    backend = "onnxruntime"
+    suffix = ".onnx"
+
+    def __init__(self) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise BuilderUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
+        self._version = onnxruntime.__version__
+
+    def version(self) -> str:
+        return self._version
+
+    def variants(self, precision: str) -> list[str]:
+        return ["int8", "int8-qdq"] if precision == "int8" else [precision]
+
+    def needs_calibration(self, variant: str) -> bool:
+        return variant.startswith("int8")
+
+    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None) -> dict:
+        if variant == "fp32":
+            shutil.copyfile(source, target)
+            details = {}
+        elif variant == "fp16":
+            details = convert_fp16(source, target)
+        elif variant in ("int8", "int8-qdq"):
+            form = INT8_FORMS["cpu" if variant == "int8" else "tensorrt"]
+            details = quantize_int8(source, target, calibration, form)
+        else:
+            raise ValueError(f"ONNX Runtime builds fp32, fp16, int8 and int8-qdq, not {variant!r}")
+        return {**details, "io": onnx_io(target)}
+
+
+def onnx_io(path: Path) -> dict:
+    """Input and output names, dtypes and shapes (symbolic dims as names) of an ONNX file."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+
+    def describe(values) -> list[dict]:
+        return [
+            {
+                "name": value.name,
+                "dtype": onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name,
+                "shape": [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim],
+            }
+            for value in values
+        ]
+
+    return {"inputs": describe(graph.input), "outputs": describe(graph.output)}

@@ -1,0 +1,45 @@
+"""Nothing half-written on disk: files are built in a hidden staging folder, then renamed into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def staging_dir(out_dir: Path) -> Iterator[Path]:
+    """A scratch folder inside `out_dir` (same filesystem, so renames are atomic), always removed after."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def publish(files: list[Path], out_dir: Path) -> list[Path]:
+    """Rename staged `files` into `out_dir`, in order (put the sidecar last: it marks the engine complete)."""
+    published = []
+    for staged in files:
+        target = out_dir / staged.name
+        os.replace(staged, target)
+        published.append(target)
+    return published
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,103 @@
+"""Model -> ONNX through Optimum's exporter, then a check of the ONNX against PyTorch on real audio."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.models import ModelSource
+
+OPSET = 17  # TensorRT 8.5/8.6 (JetPack 5/6.0) parse up to 17; 17 also gives TensorRT its LayerNorm layer.
+CHECK_AUDIO = Path(__file__).resolve().parent.parent / "data" / "librispeech-3752-4944" / "3752-4944-0000.flac"
+CHECK_SECONDS = 8.0
+
+
+class ExportError(RuntimeError):
+    """The exporter failed; the message says what to do."""
+
+
+@dataclass
+class ExportReport:
+    """What an export produced (written as `export.json` beside the ONNX files)."""
+
+    model: str
+    source: str
+    family: str
+    opset: int
+    files: list[str]
+    max_abs_diff: float | None
+    check_audio: str
+    export_s: float
+    versions: dict
+
+
+def export_onnx(source: ModelSource, out_dir: str | Path, opset: int = OPSET, check: bool = True) -> ExportReport:
+    """Export `source` for automatic-speech-recognition into `out_dir` (replaced whole, atomically).
+
+    CTC models become one `model.onnx` (input_values [batch, samples] -> logits), batch and length dynamic.
+    The processor and tokenizer files are saved next to it. With `check`, PyTorch and ONNX Runtime
+    logits on a real LibriSpeech utterance are compared and the max abs difference recorded.
+    """
+    from optimum.exporters.onnx import main_export
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        started = time.perf_counter()
+        try:
+            main_export(source.location, staging, task="automatic-speech-recognition", opset=opset,
+                        do_validation=False, no_post_process=True)
+        except OSError as error:
+            raise ExportError(f"cannot fetch {source.location!r} for export: {str(error).splitlines()[0]}") from None
+        export_s = time.perf_counter() - started
+        max_diff = _check_against_pytorch(source, staging) if check and source.family == "ctc" else None
+        report = ExportReport(
+            model=source.name, source=source.location, family=source.family, opset=opset,
+            files=sorted(path.name for path in staging.glob("*.onnx")), max_abs_diff=max_diff,
+            check_audio=CHECK_AUDIO.name, export_s=round(export_s, 2), versions=_versions(),
+        )
+        (staging / "export.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+        return report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_against_pytorch(source: ModelSource, onnx_dir: Path) -> float:
+    """Max abs difference between PyTorch and ONNX Runtime CTC logits on CHECK_SECONDS of real speech."""
+    import onnxruntime
+    import soundfile
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModelForCTC
+
+    audio, _ = soundfile.read(str(CHECK_AUDIO), dtype="float32")
+    audio = audio[: int(CHECK_SECONDS * 16_000)]
+    extractor = AutoFeatureExtractor.from_pretrained(onnx_dir)
+    input_values = extractor(audio, sampling_rate=16_000, return_tensors="np").input_values.astype(np.float32)
+    model = AutoModelForCTC.from_pretrained(source.location).eval()
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(input_values)).logits.numpy()
+    session = onnxruntime.InferenceSession(str(onnx_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(["logits"], {"input_values": input_values})
+    return float(np.max(np.abs(actual - expected)))
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found

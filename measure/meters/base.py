@@ -1,0 +1,255 @@
+"""The meter protocol and the sampler every power source shares.
+
+A meter samples per-rail power (W) in a background thread with monotonic timestamps. Windows
+(`with meter.window("utt-7") as w: ...`, or begin_window/end_window) may be consecutive or nested; each
+integrates the samples with the trapezoid rule, cut exactly at its start and end by linear interpolation.
+Where the hardware keeps an energy counter (NVML, RAPL) the window also reads it, and both are reported.
+Read errors and late samples are counted and reported, never raised.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+#: Windows shorter than this many sample periods are flagged unreliable (MLPerf-style rule of thumb).
+MIN_PERIODS = 10
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One window. Energies in joules, powers in watts, per rail plus `total`; None when unavailable."""
+
+    name: str
+    duration_s: float
+    energy_j: dict[str, float] | None
+    mean_w: dict[str, float] | None
+    samples: int
+    sample_hz: float | None
+    reliable: bool
+    note: str = ""
+    counter_energy_j: dict[str, float] | None = None
+    faults: int = 0
+
+    @property
+    def total_j(self) -> float | None:
+        return None if self.energy_j is None else self.energy_j["total"]
+
+
+class Meter(Protocol):
+    """What the bench needs from any power source."""
+
+    name: str
+    rails: list[str]
+    total_rail: str | None  # the rail that is the whole module's input; None: `total` is the sum of rails
+    gpu_rail: str | None  # the rail that carries the GPU
+    gpu_rail_shares: str  # what else draws from gpu_rail ("" when nothing)
+    sample_hz: float | None
+    available: bool
+    reason: str  # why unavailable, or ""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def begin_window(self, name: str) -> None: ...
+
+    def end_window(self, name: str) -> Measurement: ...
+
+    def window(self, name: str): ...
+
+    def info(self) -> dict:
+        """Settings worth recording with every run (sensor averaging, update interval, device)."""
+        ...
+
+
+@dataclass
+class WindowHandle:
+    """What `window()` yields; `measurement` is set when the block exits."""
+
+    name: str
+    measurement: Measurement | None = None
+
+
+@dataclass
+class _Trace:
+    times: list[float] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)
+    fault_times: list[float] = field(default_factory=list)
+    late: int = 0
+
+
+class SampledMeter:
+    """Base for meters that poll power: subclasses set `rails` and implement `read_power()`.
+
+    Subclasses with a hardware energy counter also implement `read_energy()` (J per rail, monotonic).
+    """
+
+    name = "sampled"
+    total_rail: str | None = None
+    gpu_rail: str | None = None
+    gpu_rail_shares = ""
+    available = True
+    reason = ""
+
+    def __init__(self, rails: list[str], sample_hz: float = 100.0, clock=time.monotonic):
+        self.rails = list(rails)
+        self.sample_hz = sample_hz
+        self._clock = clock
+        self._trace = _Trace()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._open: dict[str, tuple[float, dict[str, float] | None]] = {}
+        self.last_error = ""
+
+    # -- what subclasses provide ------------------------------------------------------------
+    def read_power(self) -> dict[str, float]:
+        """Instantaneous power per rail in watts. May raise OSError: counted as a fault."""
+        raise NotImplementedError
+
+    def read_energy(self) -> dict[str, float] | None:
+        """Hardware energy counters in joules per rail, or None where the source has none."""
+        return None
+
+    def info(self) -> dict:
+        return {}
+
+    # -- sampling ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._sample_once()
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+
+    def _run(self) -> None:
+        period = 1.0 / self.sample_hz
+        next_tick = self._clock() + period
+        while not self._stop.wait(max(0.0, next_tick - self._clock())):
+            self._sample_once()
+            next_tick += period
+            now = self._clock()
+            if now > next_tick + period:  # fell behind by more than a period: skip, count, go on
+                self._trace.late += int((now - next_tick) / period)
+                next_tick = now + period
+
+    def _sample_once(self) -> None:
+        try:
+            power = self.read_power()
+            row = [float(power[rail]) for rail in self.rails]
+        except (OSError, ValueError, KeyError) as error:
+            with self._lock:
+                self._trace.fault_times.append(self._clock())
+            self.last_error = f"{type(error).__name__}: {error}"
+            return
+        stamp = self._clock()
+        with self._lock:
+            self._trace.times.append(stamp)
+            self._trace.values.append(row)
+
+    # -- windows ----------------------------------------------------------------------------
+    def begin_window(self, name: str) -> None:
+        if name in self._open:
+            raise ValueError(f"window {name!r} is already open")
+        self._open[name] = (self._clock(), self._counters())
+
+    def end_window(self, name: str) -> Measurement:
+        start, counters_at_start = self._open.pop(name)
+        end = self._clock()
+        counters_at_end = self._counters()
+        self._wait_for_sample_after(end)
+        return self.measure(name, start, end, counters_at_start, counters_at_end)
+
+    @contextmanager
+    def window(self, name: str) -> Iterator[WindowHandle]:
+        handle = WindowHandle(name)
+        self.begin_window(name)
+        try:
+            yield handle
+        finally:
+            handle.measurement = self.end_window(name)
+
+    def _counters(self) -> dict[str, float] | None:
+        try:
+            return self.read_energy()
+        except OSError:
+            return None
+
+    def _wait_for_sample_after(self, end: float) -> None:
+        """Let the sampler pass `end`, so the window's end is interpolated, not extrapolated."""
+        if self._thread is None:
+            return
+        deadline = self._clock() + 3.0 / self.sample_hz
+        while self._clock() < deadline:
+            with self._lock:
+                if self._trace.times and self._trace.times[-1] >= end:
+                    return
+            time.sleep(0.25 / self.sample_hz)
+
+    def measure(self, name: str, start: float, end: float, counters_at_start=None, counters_at_end=None) -> Measurement:
+        """Integrate the trace over [start, end] (trapezoids, ends interpolated)."""
+        with self._lock:
+            times = np.asarray(self._trace.times)
+            values = np.asarray(self._trace.values, dtype=np.float64).reshape(len(times), len(self.rails))
+            faults = sum(start <= stamp <= end for stamp in self._trace.fault_times)
+        duration = end - start
+        period = 1.0 / self.sample_hz
+        counter_energy = _counter_difference(counters_at_start, counters_at_end, self.rails)
+        inside = int(np.count_nonzero((times >= start) & (times <= end)))
+        notes = []
+        if faults:
+            notes.append(f"{faults} sensor reads failed ({self.last_error})")
+        if len(times) < 2 or times[0] > start or times[-1] < end:
+            notes.append("samples do not cover the window")
+            energy = mean = None
+        else:
+            energy = {rail: integrate(times, values[:, index], start, end) for index, rail in enumerate(self.rails)}
+            energy["total"] = energy[self.total_rail] if self.total_rail else sum(energy.values())
+            mean = {rail: value / duration for rail, value in energy.items()} if duration > 0 else None
+        reliable = energy is not None and duration >= MIN_PERIODS * period
+        if energy is not None and not reliable:
+            notes.append(f"window {duration * 1000:.0f} ms < {MIN_PERIODS} sample periods")
+        return Measurement(
+            name=name, duration_s=duration, energy_j=energy, mean_w=mean, samples=inside,
+            sample_hz=inside / duration if duration > 0 else None, reliable=reliable,
+            note="; ".join(notes), counter_energy_j=counter_energy, faults=faults,
+        )
+
+    @property
+    def late_samples(self) -> int:
+        """Ticks skipped because the sampler fell behind."""
+        return self._trace.late
+
+
+def integrate(times: np.ndarray, power: np.ndarray, start: float, end: float) -> float:
+    """Trapezoid integral of power (W) over [start, end] s in joules, with both ends linearly interpolated."""
+    if end <= start:
+        return 0.0
+    inner = (times > start) & (times < end)
+    cut_times = np.concatenate(([start], times[inner], [end]))
+    cut_power = np.concatenate(([np.interp(start, times, power)], power[inner], [np.interp(end, times, power)]))
+    return float(np.sum((cut_power[1:] + cut_power[:-1]) * np.diff(cut_times)) / 2)
+
+
+def _counter_difference(before: dict | None, after: dict | None, rails: list[str]) -> dict[str, float] | None:
+    if not before or not after:
+        return None
+    difference = {rail: after[rail] - before[rail] for rail in before if rail in after}
+    difference["total"] = sum(difference.values())
+    return difference

@@ -1,0 +1,44 @@
+"""jetson-stats (`jtop`) as a cross-check source: its per-rail instantaneous power, polled.
+
+Never integrate jtop's `avg` field: it is not a time average. Needs jetson-stats and its service
+running; not verifiable here (no Jetson).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from measure.meters.base import SampledMeter
+from measure.meters.ina3221 import GPU_RAILS, TOTAL_RAILS
+
+
+class JtopUnavailable(OSError):
+    """jetson-stats missing or its service not running."""
+
+
+class JtopMeter(SampledMeter):
+    name = "jtop"
+
+    def __init__(self, root: Path = Path("/"), sample_hz: float = 10.0):
+        """`root` is unused: jtop talks to its service."""
+        try:
+            from jtop import jtop
+        except ImportError:
+            raise JtopUnavailable("jetson-stats is not installed (pip install jetson-stats)") from None
+        self._jtop = jtop(interval=1 / sample_hz)
+        try:
+            self._jtop.start()
+        except Exception as error:  # jtop raises JtopException when its service is down
+            raise JtopUnavailable(f"jtop service not reachable ({error})") from None
+        rails = list(self._jtop.power["rail"])
+        super().__init__(rails, sample_hz)
+        self.total_rail = next((rail for rail in TOTAL_RAILS if rail in rails), None)
+        self.gpu_rail = next((rail for rail in GPU_RAILS if rail in rails), None)
+        self.gpu_rail_shares = GPU_RAILS.get(self.gpu_rail, "")
+
+    def read_power(self) -> dict[str, float]:
+        return {rail: values["power"] / 1000 for rail, values in self._jtop.power["rail"].items()}
+
+    def stop(self) -> None:
+        super().stop()
+        self._jtop.close()

@@ -1,0 +1,53 @@
+"""The null meter: energy unavailable, with the reason. The bench never branches on `meter is None`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from measure.meters.base import Measurement, WindowHandle
+
+
+class NoneMeter:
+    """Answers every window with duration and `energy_j=None`, saying why."""
+
+    name = "none"
+    rails: list[str] = []
+    total_rail = None
+    gpu_rail = None
+    gpu_rail_shares = ""
+    sample_hz = None
+    available = False
+
+    def __init__(self, root: Path = Path("/"), sample_hz: float | None = None,
+                 reason: str = "no power meter chosen (--meter none)"):
+        self.reason = reason
+        self._open: dict[str, float] = {}
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def begin_window(self, name: str) -> None:
+        self._open[name] = time.monotonic()
+
+    def end_window(self, name: str) -> Measurement:
+        duration = time.monotonic() - self._open.pop(name)
+        return Measurement(name, duration, None, None, 0, None, False, note=self.reason)
+
+    @contextmanager
+    def window(self, name: str) -> Iterator[WindowHandle]:
+        handle = WindowHandle(name)
+        self.begin_window(name)
+        try:
+            yield handle
+        finally:
+            handle.measurement = self.end_window(name)
+
+    def info(self) -> dict:
+        return {"reason": self.reason}

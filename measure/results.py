@@ -1,0 +1,80 @@
+"""Bench results as typed rows until the edge, where they become JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from engines.staging import write_text_atomic
+
+
+@dataclass
+class BenchRow:
+    """One engine measured on one dataset. Units are in the names: _s seconds, _ms milliseconds,
+    _mb MiB, _j joules, _w watts; WER in percent. None means "not measured here" (see the notes)."""
+
+    engine: str
+    model: str
+    backend: str
+    precision: str
+    variant: str
+    device: str
+    threads: int | None
+    utterances: int
+    audio_s: float
+    wer_clean: float
+    wer_noisy: float | None  # mean over the noise draws
+    wer_noisy_std: float | None
+    wer_noisy_draws: list[float]
+    noise: str | None
+    rtfx: float  # audio seconds / inference seconds (features + model + decoding), clean pass
+    latency_p50_ms: float
+    latency_p90_ms: float
+    latency_p99_ms: float
+    load_s: float
+    peak_rss_mb: float
+    system_mem_mb: float  # peak MemTotal-MemAvailable above the idle figure
+    gpu_mem_mb: float | None
+    energy_j: float | None  # gross, one clean pass over the dataset
+    energy_net_j: float | None  # minus baseline_w x duration
+    baseline_w: float | None
+    mean_power_w: float | None
+    j_per_audio_s: float | None  # net
+    j_per_utterance: float | None  # net
+    energy_rails_j: dict[str, float] | None
+    energy_counter_j: float | None  # the hardware counter's figure, where the source has one
+    energy_reliable: bool
+    energy_repeats: int  # clean passes inside the energy window (short sets are repeated)
+    energy_note: str
+    meter: str
+    rail: str  # which rail energy_j is: a rail name or "sum of rails"
+    gpu_rail: str | None
+    sample_hz: float | None
+    sensor_faults: int
+    run_id: str = ""
+    device_id: str = ""
+    started_at: str = ""
+    dataset: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def write_results(rows: list[BenchRow], out_dir: Path) -> None:
+    """`results.json` (a list of rows) and `results.csv` (nested values as JSON), each written atomically."""
+    records = [asdict(row) for row in rows]
+    write_text_atomic(out_dir / "results.json", json.dumps(records, indent=2) + "\n")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[item.name for item in fields(BenchRow)])
+    writer.writeheader()
+    for record in records:
+        writer.writerow({key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in record.items()})
+    write_text_atomic(out_dir / "results.csv", buffer.getvalue())
+
+
+def read_results(path: Path) -> list[BenchRow]:
+    """Rows back from a `results.json`."""
+    names = {item.name for item in fields(BenchRow)}
+    return [BenchRow(**{key: value for key, value in record.items() if key in names})
+            for record in json.loads(Path(path).read_text())]

@@ -1,0 +1,63 @@
+"""The engine protocol: one compiled graph, named numpy arrays in and out. One class per backend.
+
+`load_engine(path)` picks the backend by the file's ending; a new backend is one more line in
+BACKENDS and one more file, never a branch in the callers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+#: file ending -> "module:function" that loads it.
+BACKENDS = {
+    ".onnx": "runtime.onnxruntime_engine:load_onnxruntime_engine",
+    ".plan": "runtime.tensorrt_engine:load_tensorrt_engine",
+    ".engine": "runtime.tensorrt_engine:load_tensorrt_engine",
+}
+
+
+class EngineError(RuntimeError):
+    """An engine that cannot be loaded or run here; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A graph input or output: name, numpy dtype name and shape (-1 or a name for dynamic dims)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+
+
+class Engine(Protocol):
+    """What every backend offers. `run` takes and returns numpy arrays by tensor name."""
+
+    backend: str  # "onnxruntime", "tensorrt"
+    device: str  # "cpu", "cuda:0 NVIDIA Orin", ...
+    precision: str  # "fp32", "fp16", "int8" (from the sidecar; "unknown" without one)
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+def load_engine(path: str | Path, precision: str = "unknown", threads: int | None = None) -> Engine:
+    """Load one engine file (`.onnx` with ONNX Runtime, `.plan`/`.engine` with TensorRT).
+
+    `threads` caps CPU threads where the backend uses them (ONNX Runtime on a CPU).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"{path}: no such engine file")
+    if path.suffix not in BACKENDS:
+        raise EngineError(f"{path}: unknown engine type {path.suffix!r}; expected one of {', '.join(BACKENDS)}")
+    module_name, function_name = BACKENDS[path.suffix].split(":")
+    loader = getattr(importlib.import_module(module_name), function_name)
+    return loader(path, precision=precision, threads=threads)

@@ -1,0 +1,138 @@
+"""One engine measured on one dataset: WER clean and noisy, speed, memory and energy -> a BenchRow.
+
+Runs in its own process (see runtime.bench), so load time and peak memory belong to this engine alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calibration.datasets import load_dataset
+from calibration.noise import NoiseMixer, parse_noise
+from measure.memory import MemoryWatcher
+from measure.meters import Measurement, open_meter
+from measure.results import BenchRow
+from measure.wer import corpus_wer
+from runtime.recognizer import Recognizer, load_recognizer
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Everything a measurement depends on (also what makes two runs comparable)."""
+
+    dataset: str
+    noise: str | None = "study"
+    noise_draws: int = 3
+    seed: int = 0
+    limit: int | None = None
+    warmup: int = 2
+    threads: int | None = None
+    meter: str = "auto"
+    meter_root: str = "/"
+    sample_hz: float | None = None
+    min_window_s: float = 2.0  # energy windows shorter than this repeat the clean pass
+    progress: bool = True
+
+
+def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None, idle_system_mb: float) -> BenchRow:
+    """Load the engine at `path` and measure it as `settings` say (see BenchRow for what comes back)."""
+    from tqdm import tqdm
+
+    utterances = load_dataset(settings.dataset)[: settings.limit]
+    audio = [utterance.load() for utterance in utterances]
+    references = [utterance.text for utterance in utterances]
+    audio_s = sum(len(samples) for samples in audio) / 16_000
+    noisy_sets = _noisy_sets(utterances, audio, settings)
+
+    meter = open_meter(settings.meter, Path(settings.meter_root), settings.sample_hz)
+    meter.start()
+    try:
+        with MemoryWatcher(idle_system_mb) as memory:
+            started = time.perf_counter()
+            recognizer = load_recognizer(path, threads=settings.threads)
+            load_s = time.perf_counter() - started
+            for samples in audio[: settings.warmup]:
+                recognizer.transcribe(samples)
+            bar = tqdm(total=len(audio) * (1 + len(noisy_sets)), desc=recognizer.name, unit="utt",
+                       disable=not settings.progress, leave=False)
+            with meter.window("clean") as clean_window:
+                hypotheses, latencies = _transcribe_all(recognizer, audio, bar)
+            energy, repeats = clean_window.measurement, 1
+            if meter.available and energy.duration_s < settings.min_window_s:
+                repeats = math.ceil(settings.min_window_s / max(energy.duration_s, 1e-3))
+                with meter.window("clean-repeated") as repeated:
+                    for _ in range(repeats):
+                        _transcribe_all(recognizer, audio, None)
+                energy = repeated.measurement
+            noisy_hypotheses = [_transcribe_all(recognizer, noisy, bar)[0] for noisy in noisy_sets]
+            bar.close()
+            recognizer.close()
+    finally:
+        meter.stop()
+    # Scored after the memory watcher closed: the normaliser's imports are not the engine's memory.
+    noisy_wers = [corpus_wer(references, hypotheses_noisy).wer for hypotheses_noisy in noisy_hypotheses]
+
+    inference_s = float(np.sum(latencies))
+    return BenchRow(
+        engine=recognizer.name, model=recognizer.sidecar["model"], backend=recognizer.backend,
+        precision=recognizer.precision, variant=recognizer.sidecar.get("variant", recognizer.precision),
+        device=recognizer.device, threads=settings.threads, utterances=len(audio), audio_s=round(audio_s, 3),
+        wer_clean=corpus_wer(references, hypotheses).wer,
+        wer_noisy=float(np.mean(noisy_wers)) if noisy_wers else None,
+        wer_noisy_std=float(np.std(noisy_wers, ddof=1)) if len(noisy_wers) > 1 else None,
+        wer_noisy_draws=noisy_wers, noise=settings.noise,
+        rtfx=audio_s / inference_s,
+        latency_p50_ms=float(np.percentile(latencies, 50) * 1000),
+        latency_p90_ms=float(np.percentile(latencies, 90) * 1000),
+        latency_p99_ms=float(np.percentile(latencies, 99) * 1000),
+        load_s=load_s, peak_rss_mb=memory.peaks.rss_mb, system_mem_mb=memory.peaks.system_mb,
+        gpu_mem_mb=memory.peaks.gpu_mb, **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
+    )
+
+
+def _noisy_sets(utterances, audio: list[np.ndarray], settings: BenchSettings) -> list[list[np.ndarray]]:
+    """Every noise draw of every utterance, made before any timing starts."""
+    if not settings.noise or settings.noise_draws < 1:
+        return []
+    mixer = NoiseMixer(parse_noise(settings.noise), {u.id: a for u, a in zip(utterances, audio)})
+    return [
+        [mixer.add(samples, np.random.default_rng([settings.seed, draw, index]), utterance.id)
+         for index, (utterance, samples) in enumerate(zip(utterances, audio))]
+        for draw in range(settings.noise_draws)
+    ]
+
+
+def _transcribe_all(recognizer: Recognizer, audio: list[np.ndarray], bar) -> tuple[list[str], np.ndarray]:
+    texts, latencies = [], []
+    for samples in audio:
+        started = time.perf_counter()
+        texts.append(recognizer.transcribe(samples))
+        latencies.append(time.perf_counter() - started)
+        if bar is not None:
+            bar.update()
+    return texts, np.asarray(latencies)
+
+
+def _energy_columns(energy: Measurement, repeats: int, baseline_w: float | None, audio_s: float,
+                    utterances: int, meter) -> dict:
+    """Energy of one clean pass (gross and net of the idle baseline) and how it was measured."""
+    gross = energy.total_j / repeats if energy.total_j is not None else None
+    duration = energy.duration_s / repeats
+    net = gross - baseline_w * duration if gross is not None and baseline_w is not None else None
+    counter = energy.counter_energy_j["total"] / repeats if energy.counter_energy_j else None
+    return {
+        "energy_j": gross, "energy_net_j": net, "baseline_w": baseline_w,
+        "mean_power_w": gross / duration if gross is not None and duration > 0 else None,
+        "j_per_audio_s": net / audio_s if net is not None else None,
+        "j_per_utterance": net / utterances if net is not None else None,
+        "energy_rails_j": {rail: joules / repeats for rail, joules in energy.energy_j.items()} if energy.energy_j else None,
+        "energy_counter_j": counter, "energy_reliable": energy.reliable, "energy_repeats": repeats,
+        "energy_note": energy.note, "meter": meter.name,
+        "rail": meter.total_rail or ("sum of rails" if meter.available else "none"),
+        "gpu_rail": meter.gpu_rail, "sample_hz": energy.sample_hz, "sensor_faults": energy.faults,
+    }

@@ -1,0 +1,59 @@
+"""Engines plus their front end and decoder: audio in, text out. One recognizer class per model family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from calibration.features import front_end_from_config
+from engines.sidecar import read_sidecar
+from runtime.ctc import CTCDecoder
+from runtime.engine import Engine, load_engine
+
+
+class Recognizer(Protocol):
+    """Transcribes 16 kHz mono float32 audio. `name`, `backend`, `device`, `precision` describe it."""
+
+    name: str
+    backend: str
+    device: str
+    precision: str
+    sidecar: dict
+
+    def transcribe(self, audio: np.ndarray) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class CTCRecognizer:
+    """A wav2vec2-family engine: normalised samples -> logits -> greedy CTC text."""
+
+    def __init__(self, engine: Engine, sidecar: dict):
+        self.engine = engine
+        self.sidecar = sidecar
+        self.name = sidecar["engine"]
+        self.backend, self.device, self.precision = engine.backend, engine.device, sidecar["precision"]
+        self._front_end = front_end_from_config(sidecar["front_end"])
+        decoder = dict(sidecar["decoder"])
+        decoder.pop("kind")
+        self._decode = CTCDecoder(**decoder)
+        self._logits_name = engine.outputs[0].name
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        logits = self.engine.run(self._front_end(audio))[self._logits_name]
+        return self._decode(logits[0])
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def load_recognizer(path: str | Path, threads: int | None = None) -> Recognizer:
+    """Load the engine whose sidecar `path` is (or names), ready to transcribe."""
+    sidecar = read_sidecar(path)
+    folder = Path(sidecar["_dir"])
+    if sidecar["family"] != "ctc":
+        raise ValueError(f"{path}: no recognizer for model family {sidecar['family']!r}")
+    engine = load_engine(folder / sidecar["files"]["model"], precision=sidecar["precision"], threads=threads)
+    return CTCRecognizer(engine, sidecar)
