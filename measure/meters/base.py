@@ -37,6 +37,8 @@ class Measurement:
     note: str = ""
     counter_energy_j: dict[str, float] | None = None
     faults: int = 0
+    start_s: float = 0.0  # monotonic clock at the window's start and end
+    end_s: float = 0.0
 
     @property
     def total_j(self) -> float | None:
@@ -228,7 +230,7 @@ class SampledMeter:
         return Measurement(
             name=name, duration_s=duration, energy_j=energy, mean_w=mean, samples=inside,
             sample_hz=inside / duration if duration > 0 else None, reliable=reliable,
-            note="; ".join(notes), counter_energy_j=counter_energy, faults=faults,
+            note="; ".join(notes), counter_energy_j=counter_energy, faults=faults, start_s=start, end_s=end,
         )
 
     @property

@@ -37,8 +37,8 @@ class NoneMeter:
         self._open[name] = time.monotonic()
 
     def end_window(self, name: str) -> Measurement:
-        duration = time.monotonic() - self._open.pop(name)
-        return Measurement(name, duration, None, None, 0, None, False, note=self.reason)
+        start, end = self._open.pop(name), time.monotonic()
+        return Measurement(name, end - start, None, None, 0, None, False, note=self.reason, start_s=start, end_s=end)
 
     @contextmanager
     def window(self, name: str) -> Iterator[WindowHandle]:

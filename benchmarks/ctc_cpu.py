@@ -1,0 +1,83 @@
+"""CTC engines against PyTorch on this CPU: wav2vec2-base architecture, the bundled 70 utterances.
+
+    .venv/bin/python benchmarks/ctc_cpu.py [--threads 2] [--limit N]
+
+Random weights from wav2vec2-base's config (the compute does not depend on the weights; no Hub needed),
+exported and built by the pipeline itself. RTFx = audio seconds / seconds spent in features + model +
+decoding, one utterance at a time, after one warm-up utterance; every system gets the same thread count in
+this one run. The last line reads `ratio int8/pytorch_fp32=X.XX int8/fp32=Y.YY`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from calibration.datasets import load_dataset
+from calibration.features import CTCFrontEnd
+from engines.build import CalibrationSettings, build_engines
+from engines.builder import make_builder
+from export import export_onnx, resolve_model
+from runtime import load_recognizer
+from runtime.ctc import CTCDecoder
+
+WORK = Path(__file__).resolve().parent.parent / ".cache" / "bench-ctc"
+
+
+def rtfx(transcribe, audio: list[np.ndarray]) -> float:
+    transcribe(audio[0])
+    started = time.perf_counter()
+    for samples in audio:
+        transcribe(samples)
+    return sum(len(samples) for samples in audio) / 16_000 / (time.perf_counter() - started)
+
+
+def pytorch_transcriber(checkpoint: str, decoder: CTCDecoder, threads: int):
+    import torch
+    from transformers import AutoModelForCTC
+
+    torch.set_num_threads(threads)
+    model = AutoModelForCTC.from_pretrained(checkpoint).eval()
+    front_end = CTCFrontEnd()
+
+    def transcribe(samples: np.ndarray) -> str:
+        with torch.inference_mode():
+            logits = model(torch.from_numpy(front_end(samples)["input_values"])).logits
+        return decoder(logits[0].numpy())
+
+    return transcribe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int)
+    args = parser.parse_args()
+
+    source = resolve_model("random:wav2vec2-base")
+    onnx_dir, engines_dir = WORK / "onnx", WORK / "engines"
+    if not (onnx_dir / "export.json").is_file():
+        export_onnx(source, onnx_dir, check=False)
+    if not (engines_dir / f"{source.name}-int8.json").is_file():
+        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), calibration=CalibrationSettings(count=32))
+    audio = [utterance.load() for utterance in load_dataset()[: args.limit]]
+    print(f"{len(audio)} utterances, {sum(map(len, audio)) / 16000:.1f} s of audio, {args.threads} threads")
+
+    results = {}
+    for variant in ("fp32", "fp16", "int8"):
+        recognizer = load_recognizer(engines_dir / f"{source.name}-{variant}.json", threads=args.threads)
+        results[variant] = rtfx(recognizer.transcribe, audio)
+        recognizer.close()
+    results["pytorch_fp32"] = rtfx(pytorch_transcriber(source.location, recognizer._decode, args.threads), audio)
+
+    print(f"{'system':<14}{'RTFx':>8}{'vs pytorch':>12}")
+    for system, value in results.items():
+        print(f"{system:<14}{value:>8.1f}{value / results['pytorch_fp32']:>11.2f}x")
+    print(f"ratio int8/pytorch_fp32={results['int8'] / results['pytorch_fp32']:.2f} int8/fp32={results['int8'] / results['fp32']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

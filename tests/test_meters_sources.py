@@ -1,0 +1,141 @@
+"""tegrastats lines of each JetPack, RAPL wrap-around, NVML through a stand-in, the integrator, the null meter."""
+
+import time
+import types
+
+import numpy as np
+import pytest
+
+from measure.meters import NoneMeter, integrate, open_meter
+from measure.meters.rapl import RaplMeter, RaplUnavailable
+from measure.meters.tegrastats import parse_line, replay, replay_energy
+
+JETPACK = {
+    "jp4": ("RAM 1654/3964MB (lfb 77x4MB) SWAP 0/1982MB CPU [12%@1479,5%@1479,off,off] EMC_FREQ 0% GR3D_FREQ 0% "
+            "PLL@26C CPU@29C PMIC@100C GPU@28C AO@34C thermal@28.5C POM_5V_IN 933/933 POM_5V_GPU 0/0 POM_5V_CPU 124/124",
+            {"POM_5V_IN": 0.933, "POM_5V_GPU": 0.0, "POM_5V_CPU": 0.124}),
+    "jp5": ("11-26-2026 10:00:01 RAM 2147/7620MB (lfb 2x4MB) SWAP 0/3810MB (cached 0MB) CPU [2%@729,1%@729] "
+            "EMC_FREQ 0%@2133 GR3D_FREQ 26%@[306] VIC_FREQ 115 APE 200 CPU@47.5C GPU@46C "
+            "VDD_IN 4556mW/4556mW VDD_CPU_GPU_CV 483mW/483mW VDD_SOC 1451mW/1451mW",
+            {"VDD_IN": 4.556, "VDD_CPU_GPU_CV": 0.483, "VDD_SOC": 1.451}),
+    "jp7": ("11-26-2026 10:00:01 RAM 9000/122000MB CPU [1%@972] GR3D_FREQ 0% VDD_GPU_SOC 5139mW/5139mW/5139mW "
+            "VDD_CPU_CV 1200mW/1100mW/1000mW",
+            {"VDD_GPU_SOC": 5.139, "VDD_CPU_CV": 1.2}),
+}
+
+
+@pytest.mark.parametrize("release", list(JETPACK))
+def test_tegrastats_lines_of_each_jetpack(release):
+    line, expected = JETPACK[release]
+    assert parse_line(line) == pytest.approx(expected)
+
+
+def test_tegrastats_replay_rebuilds_times_from_the_interval(tmp_path):
+    log = tmp_path / "tegrastats.log"
+    lines = [f"11-26-2026 10:00:0{i // 10} RAM 1/2MB VDD_IN {4000 + 100 * i}mW/4000mW VDD_SOC 1000mW/1000mW" for i in range(11)]
+    log.write_text("\n".join(lines) + "\n")
+    times, rails = replay(log, interval_ms=100)
+    assert times[-1] == pytest.approx(1.0) and rails["VDD_IN"][0] == 4.0
+    energy = replay_energy(log, interval_ms=100)
+    assert energy["VDD_IN"] == pytest.approx(4.5)  # linear 4.0 -> 5.0 W over 1 s
+    assert energy["VDD_SOC"] == pytest.approx(1.0)
+
+
+def test_integrate_cuts_windows_inside_samples():
+    times = np.array([0.0, 1.0, 2.0, 3.0])
+    power = np.array([0.0, 10.0, 20.0, 30.0])  # 10 W/s ramp
+    assert integrate(times, power, 0.5, 2.5) == pytest.approx(30.0)  # mean 15 W for 2 s
+    assert integrate(times, power, 1.25, 1.75) == pytest.approx(7.5)
+
+
+def make_rapl(root, energy_uj, max_uj=1_000_000):
+    zone = root / "sys" / "class" / "powercap" / "intel-rapl:0"
+    zone.mkdir(parents=True, exist_ok=True)
+    (zone / "name").write_text("package-0\n")
+    (zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+    return zone / "energy_uj"
+
+
+def test_rapl_counter_wraps_around(tmp_path):
+    counter = make_rapl(tmp_path, 900_000)
+    now = {"t": 0.0}
+    meter = RaplMeter(tmp_path, clock=lambda: now["t"])
+    counter.write_text("950000\n")
+    now["t"] = 1.0
+    assert meter.read_power() == pytest.approx({"package-0": 0.05})
+    counter.write_text("20000\n")  # wrapped at 1 000 000: 70 000 uJ more
+    now["t"] = 2.0
+    assert meter.read_power() == pytest.approx({"package-0": 0.07})
+    assert meter.read_energy()["package-0"] == pytest.approx(0.12)
+
+
+def test_rapl_without_permission_says_so(tmp_path, monkeypatch):
+    make_rapl(tmp_path, 5)
+    from pathlib import Path
+
+    real = Path.read_text
+
+    def deny(self, *args, **kwargs):
+        if self.name == "energy_uj":
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", deny)
+    with pytest.raises(RaplUnavailable, match="needs root"):
+        RaplMeter(tmp_path)
+
+
+class StandInNvml(types.SimpleNamespace):
+    """A stand-in for pynvml: one GPU drawing a constant 150 W, with an energy counter in mJ."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self):
+        super().__init__(started=time.monotonic())
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        return 150_000
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        return int((time.monotonic() - self.started) * 150_000)
+
+    def nvmlDeviceGetName(self, handle):
+        return "Stand-in GPU"
+
+
+def test_nvml_trapezoids_and_counter_agree():
+    from measure.meters.nvml import NvmlMeter
+
+    meter = NvmlMeter(nvml=StandInNvml(), sample_hz=50)
+    meter.start()
+    with meter.window("load") as window:
+        time.sleep(0.5)
+    meter.stop()
+    result = window.measurement
+    assert result.total_j == pytest.approx(150 * result.duration_s, rel=1e-6)
+    assert result.counter_energy_j["total"] == pytest.approx(result.total_j, rel=0.02)
+    assert meter.info() == {"gpus": ["Stand-in GPU"], "energy_counter": True}
+
+
+def test_none_meter_reports_why():
+    meter = open_meter("none")
+    with meter.window("x") as window:
+        pass
+    assert window.measurement.energy_j is None and "no power meter" in window.measurement.note
+    assert isinstance(NoneMeter(reason="because"), NoneMeter)
+
+
+def test_unknown_meter_is_refused():
+    with pytest.raises(ValueError, match="unknown meter"):
+        open_meter("wattmeter")
