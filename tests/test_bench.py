@@ -4,6 +4,8 @@ import csv
 import json
 import math
 
+import pytest
+
 from click.testing import CliRunner
 
 from runtime import bench
@@ -33,3 +35,26 @@ def test_bench_refuses_files_without_sidecar(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"")
     result = CliRunner().invoke(bench.main, [str(tmp_path / "model.onnx")])
     assert result.exit_code != 0 and "no sidecar" in result.output
+
+
+def test_bench_energy_columns_from_a_fake_orin_nano(tiny_engines, tmp_path):
+    """Constant 7.5 W on VDD_IN: gross energy is 7.5 W x the window, net of the measured baseline is ~0,
+    and a set too short for 10 sample periods is repeated until the window is long enough."""
+    from sysfs_fakes import FakeBoard
+
+    board = FakeBoard(tmp_path / "root", "orin-nano")
+    board.set_power("VDD_IN", 7.5)
+    out = tmp_path / "results"
+    result = CliRunner().invoke(bench.main, [
+        str(tiny_engines / "tiny-int8.json"), "--limit", "2", "--noise", "none", "--meter", "ina3221",
+        "--meter-root", str(tmp_path / "root"), "--baseline-s", "0.5", "--threads", "1", "--out", str(out), "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((out / "results.json").read_text())
+    assert row["meter"] == "ina3221" and row["rail"] == "VDD_IN" and row["gpu_rail"] == "VDD_CPU_GPU_CV"
+    assert row["baseline_w"] == pytest.approx(7.5, rel=1e-3) and row["mean_power_w"] == pytest.approx(7.5, rel=1e-3)
+    assert row["energy_j"] > 0 and abs(row["energy_net_j"]) < 1e-3 * row["energy_j"]
+    assert row["energy_rails_j"]["VDD_SOC"] == pytest.approx(row["energy_j"] / 7.5, rel=1e-3)  # 1 W rail
+    assert row["energy_repeats"] > 1 and row["energy_reliable"] and row["sensor_faults"] == 0
+    assert 50 < row["sample_hz"] <= 105 and row["wer_noisy"] is None
+    assert row["system_mem_mb"] is not None and row["extra"]["fingerprint"]["cpu"]
