@@ -11,7 +11,7 @@ from pathlib import Path
 from calibration.datasets import DEFAULT_DATASET, dataset_fingerprint, load_dataset
 from calibration.stream import CalibrationStream, calibration_stream
 from engines.assets import ctc_decoder, ctc_front_end, graph_parts, read_export
-from engines.builder import PRECISIONS, Builder
+from engines.builder import PRECISIONS, Builder, BuildOptions
 from engines.device import host_summary
 from engines.sidecar import sha256_file, write_sidecar
 from engines.staging import publish, staging_dir
@@ -36,6 +36,7 @@ def build_engines(
     precisions: Sequence[str] = PRECISIONS,
     calibration: CalibrationSettings = CalibrationSettings(),
     progress: bool = True,
+    options: BuildOptions | None = None,
 ) -> list[Path]:
     """Build every precision of the model exported in `onnx_dir`; return the sidecar paths written.
 
@@ -48,6 +49,7 @@ def build_engines(
     unknown = [precision for precision in precisions if precision not in PRECISIONS]
     if unknown:
         raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(PRECISIONS)}")
+    options = options or BuildOptions(durations_s=_durations(calibration.dataset), timing_cache=out_dir / "timing.cache")
     export = read_export(onnx_dir)
     parts = graph_parts(export)
     front_end = ctc_front_end(onnx_dir)
@@ -73,7 +75,8 @@ def build_engines(
             files, details = {}, {}
             for part, name in parts.items():
                 target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part}{builder.suffix}")
-                details[part] = builder.build(onnx_dir / name, target, variant, stream if builder.needs_calibration(variant) else None)
+                details[part] = builder.build(onnx_dir / name, target, variant,
+                                              stream if builder.needs_calibration(variant) else None, options)
                 files[part] = target.name
             sidecar = scratch / f"{stem}.json"
             write_sidecar(sidecar, {
@@ -92,6 +95,13 @@ def build_engines(
             publish([scratch / name for name in files.values()] + [sidecar], out_dir)
         written.append(out_dir / sidecar.name)
     return written
+
+
+def _durations(dataset: Path) -> tuple[float, ...]:
+    """Utterance lengths in seconds, read from the file headers (no decoding)."""
+    import soundfile
+
+    return tuple(soundfile.info(str(utterance.audio_path)).duration for utterance in load_dataset(dataset))
 
 
 def _calibration(settings: CalibrationSettings, front_end) -> CalibrationStream:

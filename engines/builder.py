@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +16,17 @@ BUILDERS = {
     "tensorrt": "engines.tensorrt_build:TensorRTBuilder",
     "onnxruntime": "engines.onnxruntime_build:OnnxRuntimeBuilder",
 }
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a backend with static shapes or several INT8 paths needs; backends ignore what they do not use."""
+
+    durations_s: tuple[float, ...] = ()  # the dataset's utterance lengths: the shape profile covers them
+    profile_s: tuple[float | None, float | None, float | None] = (None, None, None)  # min/opt/max overrides
+    int8_mode: str = "auto"  # TensorRT: implicit (calibrator) | explicit (Q/DQ ONNX) | auto by version
+    workspace_fraction: float = 0.5  # of free device memory
+    timing_cache: Path | None = None
 
 
 class BuilderUnavailable(RuntimeError):
@@ -33,7 +45,8 @@ class Builder(Protocol):
 
     def needs_calibration(self, variant: str) -> bool: ...
 
-    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None) -> dict:
+    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
+              options: BuildOptions) -> dict:
         """Write `target` from `source`; return details for the sidecar, with `io` (inputs/outputs) among them."""
         ...
 

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from calibration.stream import CalibrationStream
-from engines.builder import BuilderUnavailable
+from engines.builder import BuilderUnavailable, BuildOptions
 from engines.float16 import convert_fp16
 from engines.quantize import INT8_FORMS, quantize_int8
 
@@ -33,7 +33,8 @@ class OnnxRuntimeBuilder:
     def needs_calibration(self, variant: str) -> bool:
         return variant.startswith("int8")
 
-    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None) -> dict:
+    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
+              options: BuildOptions | None = None) -> dict:
         if variant == "fp32":
             shutil.copyfile(source, target)
             details = {}

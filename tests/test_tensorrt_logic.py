@@ -1,0 +1,198 @@
+"""Everything around TensorRT that runs without it: profile, INT8 path, calibration batches and cache,
+layer-precision counts, plan compatibility, and the runtime's buffer logic on stand-ins."""
+
+import numpy as np
+import pytest
+
+from calibration.features import CTCFrontEnd
+from calibration.stream import CalibrationStream, calibration_stream
+from engines.builder import BuilderUnavailable, make_builder
+from engines.tensorrt_settings import (PrecisionMissing, calibration_batches, check_precision_counts, choose_int8_mode,
+                                       count_layer_precisions, format_calibration_cache, parse_calibration_cache,
+                                       profile_from_durations, strongly_typed, workspace_bytes)
+from runtime.engine import EngineError, load_engine
+from runtime.tensorrt_engine import IOBuffers, check_plan_compatibility
+
+
+def test_profile_covers_the_dataset(utterances):
+    import soundfile
+
+    durations = [soundfile.info(str(u.audio_path)).duration for u in utterances]
+    profile = profile_from_durations("input_values", durations)
+    assert profile.min == (1, round(min(durations) * 16000)) and profile.max == (1, 17 * 16000)
+    assert profile.opt == (1, round(float(np.median(durations)) * 16000))
+    fixed = profile_from_durations("input_values", durations, min_s=1, opt_s=8, max_s=30)
+    assert (fixed.min, fixed.opt, fixed.max) == ((1, 16000), (1, 128000), (1, 480000))
+    with pytest.raises(ValueError, match="min <= opt <= max"):
+        profile_from_durations("x", durations, opt_s=40)
+
+
+@pytest.mark.parametrize(("version", "mode"), [("8.5.2.2", "implicit"), ("8.6.2", "implicit"), ("10.3.0", "explicit"), ("11.0.0", "explicit")])
+def test_int8_path_by_version(version, mode):
+    assert choose_int8_mode(version) == mode
+
+
+def test_int8_path_requests_that_a_version_cannot_do():
+    assert choose_int8_mode("10.3.0", "implicit") == "implicit"  # deprecated but present
+    with pytest.raises(ValueError, match="removed in 11"):
+        choose_int8_mode("11.0.0", "implicit")
+    with pytest.raises(ValueError, match="predates"):
+        choose_int8_mode("8.5.2", "explicit")
+    assert strongly_typed("11.1") and not strongly_typed("10.3.0")
+
+
+def test_workspace_is_a_capped_share_of_free_memory():
+    assert workspace_bytes(6 << 30, 0.5) == 3 << 30
+    assert workspace_bytes(60 << 30, 0.5) == 4 << 30
+    with pytest.raises(ValueError):
+        workspace_bytes(1 << 30, 0)
+
+
+def test_calibration_batches_are_at_opt_shape(utterances):
+    stream = calibration_stream(utterances, CTCFrontEnd(), count=6, noisy_fraction=0.5, length_s=3.0)
+    profile = profile_from_durations("input_values", [1.0, 2.0, 9.0])  # opt 2 s: crop the 3 s samples
+    batches = list(calibration_batches(stream, profile))
+    assert len(batches) == 6 and stream.description["noisy"] == 3
+    assert all(b["input_values"].shape == (1, 32000) and b["input_values"].dtype == np.float32 for b in batches)
+    assert np.array_equal(batches[0]["input_values"], stream.inputs[0]["input_values"][:, :32000])
+    short = CalibrationStream([{"input_values": np.ones((1, 100), np.float64)}])
+    (padded,) = calibration_batches(short, profile)
+    assert padded["input_values"][0, :100].all() and not padded["input_values"][0, 100:].any()
+
+
+def test_calibration_cache_round_trip():
+    text = "TRT-8502-EntropyCalibration2\ninput_values: 3c010a14\n/conv/Conv_output_0: 3d4ccccd\n"
+    header, scales = parse_calibration_cache(text)
+    assert header == "TRT-8502-EntropyCalibration2" and scales["/conv/Conv_output_0"] == pytest.approx(0.05)
+    assert format_calibration_cache(header, scales) == text
+    with pytest.raises(ValueError, match="TRT- header"):
+        parse_calibration_cache("not a cache")
+
+
+INSPECTOR = {"Layers": [
+    {"Name": "conv", "Outputs": [{"Format/Datatype": "Channel major INT8 format where channel % 32 == 0"}]},
+    {"Name": "matmul", "Outputs": [{"Format/Datatype": "Row major linear Int8 format"}]},
+    {"Name": "ln", "Outputs": [{"Format/Datatype": "Row major linear FP32 format"}]},
+    {"Name": "gelu", "Outputs": [{"Format/Datatype": "Row major linear FP16 format"}]},
+]}
+
+
+def test_layer_precisions_are_counted_and_a_fake_int8_engine_fails():
+    counts = count_layer_precisions(INSPECTOR)
+    assert counts == {"int8": 2, "fp32": 1, "fp16": 1}
+    check_precision_counts("int8", counts)
+    fp16_only = count_layer_precisions({"Layers": INSPECTOR["Layers"][2:]})
+    with pytest.raises(PrecisionMissing, match="0 of 2 layers at int8"):
+        check_precision_counts("int8", fp16_only)
+
+
+def test_plans_from_another_version_or_gpu_are_refused(tmp_path):
+    built = {"tensorrt": "8.5.2.2", "gpu": "Orin"}
+    check_plan_compatibility(built, "8.5.2.2", "Orin", tmp_path / "a.plan")
+    with pytest.raises(EngineError, match="TensorRT 8.5.2.2 built it, this is 10.3.0.*rebuild it here"):
+        check_plan_compatibility(built, "10.3.0", "Orin", tmp_path / "a.plan")
+    with pytest.raises(EngineError, match="built for Orin, this GPU is NVIDIA H100"):
+        check_plan_compatibility(built, "8.5.2.2", "NVIDIA H100", tmp_path / "a.plan")
+
+
+def test_tensorrt_absent_is_reported_not_crashed(tmp_path):
+    with pytest.raises(BuilderUnavailable, match="make install-jetson"):
+        make_builder("tensorrt")
+    assert make_builder("auto").backend == "onnxruntime"
+    (tmp_path / "m.plan").write_bytes(b"plan")
+    with pytest.raises(EngineError, match="needs TensorRT and pycuda"):
+        load_engine(tmp_path / "m.plan")
+
+
+class StandInEngine:
+    """A stand-in with TensorRT's name-based tensor API: one fp16 input [1, n] (profile 100..1000 samples)
+    and one fp32 output [1, n // 10, 4]."""
+
+    num_io_tensors = 2
+    names = ("input_values", "logits")
+
+    def get_tensor_name(self, index):
+        return self.names[index]
+
+    def get_tensor_mode(self, name):
+        return "IN" if name == "input_values" else "OUT"
+
+    def get_tensor_dtype(self, name):
+        return np.float16 if name == "input_values" else np.float32
+
+    def get_tensor_shape(self, name):
+        return (1, -1) if name == "input_values" else (1, -1, 4)
+
+    def get_tensor_profile_shape(self, name, profile):
+        return (1, 100), (1, 500), (1, 1000)
+
+
+class StandInContext:
+    """Executes by writing mean-pooled input frames to every output column (enough to check data flow)."""
+
+    def __init__(self, memory):
+        self.memory, self.shapes, self.addresses = memory, {}, {}
+
+    def set_input_shape(self, name, shape):
+        self.shapes[name] = tuple(shape)
+        self.shapes["logits"] = (1, shape[1] // 10, 4)
+
+    def get_tensor_shape(self, name):
+        return self.shapes[name]
+
+    def set_tensor_address(self, name, address):
+        self.addresses[name] = address
+
+    def execute(self):
+        samples = self.memory.store[self.addresses["input_values"]][: self.shapes["input_values"][1]].astype(np.float32)
+        frames = samples[: self.shapes["logits"][1] * 10].reshape(-1, 10).mean(axis=1)
+        out = self.memory.store[self.addresses["logits"]]
+        out[: frames.size * 4] = np.repeat(frames, 4)
+
+
+class StandInMemory:
+    """Device memory as numpy arrays keyed by fake addresses; copies are immediate."""
+
+    def __init__(self):
+        self.store, self.allocations = {}, 0
+
+    def pinned(self, count, dtype):
+        return np.zeros(count, dtype)
+
+    def device(self, nbytes):
+        self.allocations += 1
+        address = 0x1000 * self.allocations
+        self.store[address] = np.zeros(nbytes, np.uint8)
+        return address
+
+    def to_device(self, device, host):
+        self.store[device] = host.copy()
+
+    def to_host(self, host, device):
+        host[:] = self.store[device][: host.size]
+
+    def synchronize(self):
+        pass
+
+
+def test_io_buffers_cast_check_and_reuse(monkeypatch):
+    memory = StandInMemory()
+    context = StandInContext(memory)
+    buffers = IOBuffers(StandInEngine(), context, memory, "IN", lambda dtype: dtype)
+    assert [i.dtype for i in buffers.inputs] == ["float16"] and [o.dtype for o in buffers.outputs] == ["float32"]
+    assert buffers._host["input_values"].size == 1000 and buffers._host["logits"].size == 400  # sized for max
+    memory.store[context.addresses["logits"]] = np.zeros(400, np.float32)  # typed view of the output allocation
+    for length in (1000, 250):  # reuse across shapes: no new allocations
+        audio = np.linspace(-1, 1, length)  # float64 in: cast to the declared float16
+        buffers.stage_inputs({"input_values": audio[np.newaxis]})
+        assert memory.store[context.addresses["input_values"]].dtype == np.float16
+        context.execute()
+        (logits,) = buffers.fetch_outputs().values()
+        assert logits.shape == (1, length // 10, 4)
+        expected = audio[: length // 10 * 10].astype(np.float16).astype(np.float32).reshape(-1, 10).mean(axis=1)
+        assert np.allclose(logits[0, :, 0], expected, atol=1e-3)
+    assert memory.allocations == 2
+    with pytest.raises(EngineError, match=r"profile takes \(1, 100\) to \(1, 1000\)"):
+        buffers.stage_inputs({"input_values": np.zeros((1, 2000))})
+    with pytest.raises(EngineError, match="missing input 'input_values'"):
+        buffers.stage_inputs({"audio": np.zeros((1, 200))})
