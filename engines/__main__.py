@@ -10,8 +10,9 @@ import click
 from calibration.datasets import DEFAULT_DATASET, DatasetError
 from calibration.noise import NoiseSpecError
 from engines.assets import AssetsError
-from engines.build import CalibrationSettings, build_engines
-from engines.builder import BUILDERS, PRECISIONS, BuilderUnavailable, make_builder
+from engines.build import CalibrationSettings, build_engines, dataset_durations
+from engines.builder import BUILDERS, PRECISIONS, BuilderUnavailable, BuildOptions, make_builder
+from engines.tensorrt_settings import PrecisionMissing
 
 
 @click.command()
@@ -27,9 +28,16 @@ from engines.builder import BUILDERS, PRECISIONS, BuilderUnavailable, make_build
 @click.option("--calibration-noise", default="study", show_default=True, help="Noise spec for the noisy part.")
 @click.option("--calibration-seed", default=0, show_default=True)
 @click.option("--calibration-length", type=float, help="Seconds each sample is cropped/padded to [default: median].")
+@click.option("--int8-mode", default="auto", show_default=True, type=click.Choice(["auto", "implicit", "explicit"]),
+              help="TensorRT: implicit = entropy calibrator (<= 10), explicit = Q/DQ ONNX (>= 10); auto by version.")
+@click.option("--profile-min-s", type=float, help="TensorRT profile: shortest input [default: the dataset's].")
+@click.option("--profile-opt-s", type=float, help="TensorRT profile: tuned-for input [default: median].")
+@click.option("--profile-max-s", type=float, help="TensorRT profile: longest input [default: the dataset's, rounded up].")
+@click.option("--workspace-fraction", default=0.5, show_default=True, help="TensorRT workspace: share of free memory.")
 def main(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibration_dataset: str,
          calibration_count: int, calibration_noisy: float, calibration_noise: str, calibration_seed: int,
-         calibration_length: float | None) -> None:
+         calibration_length: float | None, int8_mode: str, profile_min_s: float | None, profile_opt_s: float | None,
+         profile_max_s: float | None, workspace_fraction: float) -> None:
     """Build engines from ONNX_DIR (made by `python -m export`) into OUT as <model>-<precision>.<ext> + .json.
 
     INT8 is entropy-calibrated on one stream of clean and noisy utterances. With ONNX Runtime, int8 yields
@@ -38,9 +46,12 @@ def main(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibrati
     settings = CalibrationSettings(Path(calibration_dataset), calibration_count, calibration_noisy,
                                    calibration_noise, calibration_seed, calibration_length)
     try:
+        options = BuildOptions(durations_s=dataset_durations(Path(calibration_dataset)),
+                               profile_s=(profile_min_s, profile_opt_s, profile_max_s), int8_mode=int8_mode,
+                               workspace_fraction=workspace_fraction, timing_cache=out_dir / "timing.cache")
         builder = make_builder(backend)
-        sidecars = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings)
-    except (AssetsError, BuilderUnavailable, DatasetError, NoiseSpecError, ValueError) as error:
+        sidecars = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings, options=options)
+    except (AssetsError, BuilderUnavailable, DatasetError, NoiseSpecError, PrecisionMissing, ValueError) as error:
         sys.exit(f"engines: {error}")
     for sidecar in sidecars:
         click.echo(f"wrote {sidecar}")

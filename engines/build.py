@@ -11,7 +11,7 @@ from pathlib import Path
 from calibration.datasets import DEFAULT_DATASET, dataset_fingerprint, load_dataset
 from calibration.stream import CalibrationStream, calibration_stream
 from engines.assets import ctc_decoder, ctc_front_end, graph_parts, read_export
-from engines.builder import PRECISIONS, Builder, BuildOptions
+from engines.builder import PRECISIONS, Builder, BuildOptions, make_builder
 from engines.device import host_summary
 from engines.sidecar import sha256_file, write_sidecar
 from engines.staging import publish, staging_dir
@@ -49,7 +49,7 @@ def build_engines(
     unknown = [precision for precision in precisions if precision not in PRECISIONS]
     if unknown:
         raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(PRECISIONS)}")
-    options = options or BuildOptions(durations_s=_durations(calibration.dataset), timing_cache=out_dir / "timing.cache")
+    options = options or BuildOptions(durations_s=dataset_durations(calibration.dataset), timing_cache=out_dir / "timing.cache")
     export = read_export(onnx_dir)
     parts = graph_parts(export)
     front_end = ctc_front_end(onnx_dir)
@@ -75,8 +75,8 @@ def build_engines(
             files, details = {}, {}
             for part, name in parts.items():
                 target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part}{builder.suffix}")
-                details[part] = builder.build(onnx_dir / name, target, variant,
-                                              stream if builder.needs_calibration(variant) else None, options)
+                arguments = (onnx_dir / name, target, variant, stream if builder.needs_calibration(variant) else None, options)
+                details[part] = _build_isolated(builder.backend, *arguments) if builder.isolate_builds else builder.build(*arguments)
                 files[part] = target.name
             sidecar = scratch / f"{stem}.json"
             write_sidecar(sidecar, {
@@ -97,7 +97,20 @@ def build_engines(
     return written
 
 
-def _durations(dataset: Path) -> tuple[float, ...]:
+def _build_isolated(backend: str, *arguments) -> dict:
+    """One build in a fresh process: TensorRT's builder memory goes back to the OS when it exits."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_build_here, backend, *arguments).result()
+
+
+def _build_here(backend: str, *arguments) -> dict:
+    return make_builder(backend).build(*arguments)
+
+
+def dataset_durations(dataset: Path) -> tuple[float, ...]:
     """Utterance lengths in seconds, read from the file headers (no decoding)."""
     import soundfile
 

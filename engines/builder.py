@@ -36,6 +36,7 @@ class BuilderUnavailable(RuntimeError):
 class Builder(Protocol):
     backend: str
     suffix: str  # engine file ending: ".onnx", ".plan"
+    isolate_builds: bool  # build each engine in a fresh process, so its memory is returned (8 GB boards)
 
     def version(self) -> str: ...
 

@@ -16,6 +16,7 @@ class OnnxRuntimeBuilder:
 
     backend = "onnxruntime"
     suffix = ".onnx"
+    isolate_builds = False
 
     def __init__(self) -> None:
         try:

@@ -34,6 +34,7 @@ _FP32_LAYER_NAMES = re.compile(r"layer_?norm|group_?norm|instance_?norm|softmax"
 class TensorRTBuilder:
     backend = "tensorrt"
     suffix = ".plan"
+    isolate_builds = True
 
     def __init__(self) -> None:
         try:

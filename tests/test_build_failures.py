@@ -29,3 +29,11 @@ def test_unknown_precision_and_missing_export_are_refused(tiny_onnx, tmp_path):
         build_engines(tiny_onnx, tmp_path, make_builder("onnxruntime"), ["int4"], progress=False)
     with pytest.raises(AssetsError, match="no export.json"):
         build_engines(tmp_path, tmp_path, make_builder("onnxruntime"), ["fp32"], progress=False)
+
+
+def test_isolated_builds_run_in_a_fresh_process(tiny_onnx, tmp_path, monkeypatch):
+    """Backends that ask for it (TensorRT) build each engine in its own process; the result is the same."""
+    builder = make_builder("onnxruntime")
+    monkeypatch.setattr(type(builder), "isolate_builds", True)
+    (sidecar,) = build_engines(tiny_onnx, tmp_path, builder, ["fp16"], progress=False)
+    assert sidecar.is_file() and (tmp_path / "tiny-fp16.onnx").is_file()
