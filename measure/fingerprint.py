@@ -20,7 +20,8 @@ def device_fingerprint(root: Path = Path("/")) -> dict:
     fingerprint["jetson_clocks"] = _command(["jetson_clocks", "--show"], first_line_only=True)
     fingerprint["gpu"] = _gpu()
     fingerprint["packages"] = {name: _version(name) for name in BACKEND_PACKAGES if _version(name)}
-    fingerprint["id"] = "|".join(str(fingerprint[key]) for key in ("hostname", "jetson_model", "l4t", "nvpmodel", "cpu"))
+    parts = (fingerprint[key] for key in ("hostname", "jetson_model", "l4t", "nvpmodel", "cpu"))
+    fingerprint["id"] = " / ".join(str(part) for part in parts if part)
     return fingerprint
 
 

@@ -31,7 +31,16 @@ def rss_mb() -> float:
 
 
 def max_rss_mb() -> float:
-    """The kernel's high-water mark of this process's RSS (ru_maxrss), in MB."""
+    """The kernel's high-water mark of this process's RSS, in MB.
+
+    VmHWM from /proc/self/status, not ru_maxrss: Linux carries ru_maxrss across exec, so a process spawned
+    from a large parent would report the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 

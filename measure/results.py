@@ -73,8 +73,12 @@ def write_results(rows: list[BenchRow], out_dir: Path) -> None:
     write_text_atomic(out_dir / "results.csv", buffer.getvalue())
 
 
+def row_from_record(record: dict) -> BenchRow:
+    """A BenchRow from its dict form (fields added by later versions are ignored)."""
+    names = {item.name for item in fields(BenchRow)}
+    return BenchRow(**{key: value for key, value in record.items() if key in names})
+
+
 def read_results(path: Path) -> list[BenchRow]:
     """Rows back from a `results.json`."""
-    names = {item.name for item in fields(BenchRow)}
-    return [BenchRow(**{key: value for key, value in record.items() if key in names})
-            for record in json.loads(Path(path).read_text())]
+    return [row_from_record(record) for record in json.loads(Path(path).read_text())]

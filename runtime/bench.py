@@ -23,6 +23,7 @@ from measure.fingerprint import device_fingerprint
 from measure.memory import system_used_mb
 from measure.meters import METERS, open_meter
 from measure.results import BenchRow, write_results
+from measure.store import DEFAULT_STORE, StoreError, append_rows
 from runtime.measurement import BenchSettings, measure_engine
 
 TABLE_COLUMNS = (("engine", "{}"), ("precision", "{}"), ("wer_clean", "{:.2f}"), ("wer_noisy", "{:.2f}"),
@@ -72,10 +73,12 @@ def format_table(rows: list[BenchRow]) -> str:
 @click.option("--baseline-s", default=5.0, show_default=True, help="Idle seconds measured before the engines.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Results folder [default: results/<date-time>].")
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite results store every run appends to (python -m measure.report reads it).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: int, seed: int, limit: int | None,
          warmup: int, threads: int | None, meter: str, meter_root: str, sample_hz: float | None, baseline_s: float,
-         out_dir: Path | None, progress: bool) -> None:
+         out_dir: Path | None, store: Path, progress: bool) -> None:
     """Measure each ENGINE (an engine file or its .json sidecar; globs like engines/*.onnx work).
 
     Columns: wer_clean / wer_noisy (%, Whisper's English normaliser + jiwer corpus WER; noisy is the mean of
@@ -110,12 +113,17 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
             click.echo(f"bench: {failures[-1]}", err=True)
             continue
         row.run_id, row.device_id, row.dataset = run_id, fingerprint["id"], dataset
-        row.started_at, row.extra = datetime.now(timezone.utc).isoformat(timespec="seconds"), {"fingerprint": fingerprint}
+        row.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        row.extra["fingerprint"] = fingerprint
         rows.append(row)
         write_results(rows, out_dir)
+        try:
+            append_rows([row], store)
+        except StoreError as error:
+            click.echo(f"bench: {error} (the row is in {out_dir})", err=True)
     if rows:
         click.echo(format_table(rows))
-        click.echo(f"results: {out_dir / 'results.json'}, {out_dir / 'results.csv'}", err=True)
+        click.echo(f"results: {out_dir / 'results.json'}, {out_dir / 'results.csv'}; appended to {store}", err=True)
     sys.exit(1 if failures else 0)
 
 

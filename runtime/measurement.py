@@ -92,6 +92,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         latency_p99_ms=float(np.percentile(latencies, 99) * 1000),
         load_s=load_s, peak_rss_mb=memory.peaks.rss_mb, system_mem_mb=memory.peaks.system_mb,
         gpu_mem_mb=memory.peaks.gpu_mb, **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
+        extra={"build": recognizer.sidecar.get("build", {})},
     )
 
 

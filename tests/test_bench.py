@@ -16,7 +16,7 @@ def test_bench_writes_rows_with_finite_wer_and_speed(tiny_engines, tmp_path):
     result = CliRunner().invoke(bench.main, [
         str(tiny_engines / "tiny-fp32.onnx"), str(tiny_engines / "tiny-fp32.json"), str(tiny_engines / "tiny-int8.onnx"),
         "--limit", "3", "--noise-draws", "2", "--baseline-s", "0", "--meter", "none", "--threads", "1",
-        "--warmup", "1", "--out", str(out), "--no-progress",
+        "--warmup", "1", "--out", str(out), "--no-progress", "--store", str(tmp_path / "store.sqlite"),
     ])
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "results.json").read_text())
@@ -48,6 +48,7 @@ def test_bench_energy_columns_from_a_fake_orin_nano(tiny_engines, tmp_path):
     result = CliRunner().invoke(bench.main, [
         str(tiny_engines / "tiny-int8.json"), "--limit", "2", "--noise", "none", "--meter", "ina3221",
         "--meter-root", str(tmp_path / "root"), "--baseline-s", "0.5", "--threads", "1", "--out", str(out), "--no-progress",
+        "--store", str(tmp_path / "store.sqlite"),
     ])
     assert result.exit_code == 0, result.output
     (row,) = json.loads((out / "results.json").read_text())

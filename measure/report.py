@@ -1,0 +1,139 @@
+"""`python -m measure.report`: the study's figures and tables from the results store, and the pick under a budget."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from engines.staging import write_text_atomic
+from measure import figures
+from measure.results import BenchRow
+from measure.selection import energy_j, filter_rows, latest, memory_mb, pareto_front, pick
+from measure.store import DEFAULT_STORE, StoreError, load_rows
+
+
+def _number(value, style: str = "{:.2f}") -> str:
+    return "-" if value is None else style.format(value)
+
+
+def _noisy(row: BenchRow) -> str:
+    if row.wer_noisy is None:
+        return "-"
+    spread = f" ± {row.wer_noisy_std:.2f}" if row.wer_noisy_std is not None else ""
+    return f"{row.wer_noisy:.2f}{spread} ({len(row.wer_noisy_draws)}× {row.noise})"
+
+
+def _precision_run(row: BenchRow) -> str:
+    """What really ran: the variant, and the layer counts per precision where the backend reports them."""
+    counts = {}
+    for part in (row.extra.get("build") or {}).values():
+        for precision, count in (part.get("layer_precisions") or {}).items():
+            counts[precision] = counts.get(precision, 0) + count
+    return row.variant + (" (layers " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")" if counts else "")
+
+
+def _table(header: list[str], lines: list[list[str]]) -> str:
+    cell = lambda text: str(text).replace("|", "\\|")
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+                     + ["| " + " | ".join(cell(text) for text in line) + " |" for line in lines])
+
+
+def markdown(rows: list[BenchRow], front: list[BenchRow], written: dict[str, figures.Figure], store: Path) -> str:
+    devices = sorted({row.device_id for row in rows})
+    results = _table(
+        ["engine", "precision run", "backend / device", "WER clean %", "WER noisy %", "RTFx", "p50 ms", "memory MB", "energy J", "J / audio s"],
+        [[row.engine, _precision_run(row), f"{row.backend} / {row.device}", f"{row.wer_clean:.2f}", _noisy(row),
+          f"{row.rtfx:.1f}", f"{row.latency_p50_ms:.0f}", f"{memory_mb(row):.0f}", _number(energy_j(row)),
+          _number(row.j_per_audio_s, "{:.3f}")] for row in rows],
+    )
+    method = _table(
+        ["engine", "meter", "rail (GPU rail)", "sample Hz", "baseline W", "energy", "window", "device"],
+        [[row.engine, row.meter, f"{row.rail} ({row.gpu_rail or '-'})", _number(row.sample_hz, "{:.0f}"),
+          _number(row.baseline_w), "net of idle" if row.energy_net_j is not None else ("gross" if row.energy_j is not None else "none"),
+          ("reliable" if row.energy_reliable else "UNRELIABLE") + f", {row.energy_repeats}× set" + (f"; {row.energy_note}" if row.energy_note else ""),
+          row.device_id] for row in rows],
+    )
+    pareto = _table(["engine", "WER clean %", "energy J", "memory MB"],
+                    [[row.engine, f"{row.wer_clean:.2f}", _number(energy_j(row)), f"{memory_mb(row):.0f}"] for row in front])
+    images = "\n\n".join(f"### {name}\n\n![{name}]({figure.path.name})" for name, figure in written.items())
+    return f"""# ASR engines report
+
+{len(rows)} rows from `{store}`, {len(devices)} device(s): {", ".join(f"`{d}`" for d in devices)}.
+Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.
+
+WER: jiwer corpus WER after Whisper's EnglishTextNormalizer; noisy is the mean ± standard deviation of the
+seeded draws. RTFx: audio s / inference s (front end + model + decoding). Memory: the larger of peak RSS and
+system memory above idle, plus GPU memory where NVML has it. Energy: one clean pass over the dataset,
+trapezoid-integrated, net of the measured idle baseline where there is one.
+
+## Results
+
+{results}
+
+## How each number was measured
+
+{method}
+
+## Pareto front (not beaten on WER, energy and memory together)
+
+{pareto}
+
+## Figures
+
+{images}
+"""
+
+
+def write_report(rows: list[BenchRow], out_dir: Path, store: Path) -> dict[str, figures.Figure]:
+    """report.md and its four figures in `out_dir`; returns the figures with their plotted data."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    front = pareto_front(rows)
+    written = {
+        "WER clean vs noisy (study Fig. 4)": figures.wer_clean_noisy(rows, out_dir / "wer_clean_noisy.png"),
+        "Energy per precision (study Fig. 5)": figures.energy_per_precision(rows, out_dir / "energy_per_precision.png"),
+        "RTF and memory per precision (study Fig. 7)": figures.speed_and_memory(rows, out_dir / "rtf_memory.png"),
+        "WER vs energy (study Fig. 8)": figures.wer_vs_energy(rows, front, out_dir / "wer_vs_energy.png"),
+    }
+    write_text_atomic(out_dir / "report.md", markdown(rows, front, written, store))
+    return written
+
+
+@click.command()
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--where", multiple=True, help="Filter: field=value, field!=value, field<value, field>value, field~text (repeatable).")
+@click.option("--all-runs", is_flag=True, help="Every stored row, not only the latest per device, engine and noise.")
+@click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--pick", "do_pick", is_flag=True, help="Name the engine that fits the budget with the least energy.")
+@click.option("--max-wer", type=float, help="With --pick: WER budget in %.")
+@click.option("--max-memory-mb", type=float, help="With --pick: memory budget in MB.")
+@click.option("--noisy", is_flag=True, help="With --pick: judge WER on the noisy condition.")
+def main(store: Path, where: tuple[str, ...], all_runs: bool, out_dir: Path, do_pick: bool,
+         max_wer: float | None, max_memory_mb: float | None, noisy: bool) -> None:
+    """Write OUT/report.md with the study's figures from the bench results store, or --pick an engine."""
+    try:
+        rows = filter_rows(load_rows(store), list(where))
+    except (StoreError, ValueError) as error:
+        sys.exit(f"report: {error}")
+    rows = rows if all_runs else latest(rows)
+    if not rows:
+        sys.exit("report: no rows match")
+    if do_pick:
+        choice = pick(rows, max_wer, max_memory_mb, noisy)
+        if choice.chosen is None:
+            click.echo("no engine fits the budget")
+        else:
+            row = choice.chosen
+            click.echo(f"pick: {row.engine} ({row.backend}, {row.precision}) — {energy_j(row):.2f} J per pass, "
+                       f"WER {row.wer_noisy if noisy else row.wer_clean:.2f} %, memory {memory_mb(row):.0f} MB, on {row.device_id}")
+        for engine, reason in choice.reasons.items():
+            click.echo(f"  {engine}: {reason}")
+        sys.exit(0 if choice.chosen else 1)
+    write_report(rows, out_dir, store)
+    click.echo(f"wrote {out_dir / 'report.md'} ({len(rows)} rows)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The results store, the report's figures (their plotted data), the Pareto front and the pick."""
+
+import sqlite3
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from measure import report
+from measure.results import BenchRow
+from measure.selection import filter_rows, latest, pareto_front, pick
+from measure.store import StoreError, append_rows, load_rows
+from runtime import bench
+
+
+def make_row(engine="m-fp32", **changes) -> BenchRow:
+    values = dict(
+        engine=engine, model=engine.rsplit("-", 1)[0], backend="onnxruntime", precision=engine.rsplit("-", 1)[1],
+        variant=engine.rsplit("-", 1)[1], device="cpu", threads=2, utterances=70, audio_s=328.3, wer_clean=5.0,
+        wer_noisy=20.0, wer_noisy_std=1.0, wer_noisy_draws=[19.0, 21.0], noise="study", rtfx=20.0, latency_p50_ms=200,
+        latency_p90_ms=300, latency_p99_ms=400, load_s=0.5, peak_rss_mb=500, system_mem_mb=400, gpu_mem_mb=None,
+        energy_j=100.0, energy_net_j=80.0, baseline_w=2.0, mean_power_w=8.0, j_per_audio_s=0.24, j_per_utterance=1.1,
+        energy_rails_j={"VDD_IN": 100.0}, energy_counter_j=None, energy_reliable=True, energy_repeats=1, energy_note="",
+        meter="ina3221", rail="VDD_IN", gpu_rail="VDD_CPU_GPU_CV", sample_hz=100.0, sensor_faults=0,
+        run_id="run-1", device_id="orin", started_at="2026-11-26T10:00:00+00:00",
+    )
+    values.update(changes)
+    return BenchRow(**values)
+
+
+@pytest.fixture(scope="module")
+def store_from_two_runs(tiny_engines, tmp_path_factory):
+    """Two bench runs of the tiny engines on a fake Orin Nano: fp32 + int8, then fp16 + int8."""
+    from sysfs_fakes import FakeBoard
+
+    folder = tmp_path_factory.mktemp("store")
+    FakeBoard(folder / "root", "orin-nano").set_power("VDD_IN", 7.5)
+    for engines in (["tiny-fp32", "tiny-int8"], ["tiny-fp16", "tiny-int8"]):
+        result = CliRunner().invoke(bench.main, [
+            *(str(tiny_engines / f"{name}.json") for name in engines), "--limit", "2", "--noise-draws", "2",
+            "--meter", "ina3221", "--meter-root", str(folder / "root"), "--baseline-s", "0", "--threads", "1",
+            "--out", str(folder / "out"), "--store", str(folder / "store.sqlite"), "--no-progress",
+        ])
+        assert result.exit_code == 0, result.output
+    return folder / "store.sqlite"
+
+
+def test_store_keeps_every_run(store_from_two_runs):
+    rows = load_rows(store_from_two_runs)
+    assert [row.engine for row in rows] == ["tiny-fp32", "tiny-int8", "tiny-fp16", "tiny-int8"]
+    assert len({row.run_id for row in rows}) == 2
+    assert sorted(row.engine for row in latest(rows)) == ["tiny-fp16", "tiny-fp32", "tiny-int8"]
+    assert latest(rows)[1].run_id == rows[3].run_id  # the newer int8 row wins
+
+
+def test_report_figures_plot_the_stored_numbers(store_from_two_runs, tmp_path):
+    rows = latest(load_rows(store_from_two_runs))
+    written = report.write_report(rows, tmp_path, store_from_two_runs)
+    assert all(figure.path.stat().st_size > 1000 for figure in written.values())
+    wer = written["WER clean vs noisy (study Fig. 4)"].series
+    assert wer["WER %|clean"] == pytest.approx([row.wer_clean for row in rows])
+    assert wer["WER %|noisy"] == pytest.approx([row.wer_noisy for row in rows])
+    energy = written["Energy per precision (study Fig. 5)"].series
+    assert set(energy) == {"energy J|fp32", "energy J|fp16", "energy J|int8"} and all(len(v) == 1 for v in energy.values())
+    by_precision = {row.precision: row.energy_j for row in rows}
+    assert energy["energy J|int8"] == pytest.approx([by_precision["int8"]])
+    speed = written["RTF and memory per precision (study Fig. 7)"].series
+    assert speed["RTF|fp16"] == pytest.approx([1 / next(r.rtfx for r in rows if r.precision == "fp16")])
+    points = written["WER vs energy (study Fig. 8)"].series["WER %|points"]
+    expected = sorted((row.energy_j, row.wer_clean) for row in rows)
+    assert len(points) == 3 and all(p == pytest.approx(e) for p, e in zip(sorted(points), expected))
+    text = (tmp_path / "report.md").read_text()
+    assert "tiny-fp16" in text and "ina3221" in text and "VDD_IN (VDD_CPU_GPU_CV)" in text and "Pareto front" in text
+    assert "wer_vs_energy.png" in text
+
+
+def test_pareto_front_and_pick_on_hand_made_rows():
+    rows = [
+        make_row("big-fp32", wer_clean=3.0, energy_net_j=300.0, peak_rss_mb=3000),
+        make_row("big-int8", wer_clean=3.4, energy_net_j=120.0, peak_rss_mb=1500),
+        make_row("small-fp16", wer_clean=9.0, energy_net_j=40.0, peak_rss_mb=600),
+        make_row("small-fp32", wer_clean=9.0, energy_net_j=80.0, peak_rss_mb=700),  # beaten by small-fp16
+        make_row("mid-fp16", wer_clean=6.0, energy_net_j=None, energy_j=None, peak_rss_mb=900),
+    ]
+    assert [row.engine for row in pareto_front(rows)] == ["big-fp32", "big-int8", "small-fp16", "mid-fp16"]
+    choice = pick(rows, max_wer=8, max_memory_mb=2000)
+    assert choice.chosen.engine == "big-int8"
+    assert choice.reasons == {
+        "big-fp32": "memory 3000 MB > 2000 MB",
+        "small-fp16": "clean WER 9.00 % > 8 %",
+        "small-fp32": "clean WER 9.00 % > 8 %",
+        "mid-fp16": "fits, but no energy was measured (ina3221)",
+    }
+    noisy = pick(rows, max_wer=15, noisy=True)
+    assert noisy.chosen is None and noisy.reasons["small-fp16"] == "noisy WER 20.00 % > 15 %"
+
+
+def test_filters():
+    rows = [make_row("a-fp32"), make_row("a-int8", wer_clean=7.5), make_row("b-fp16", device_id="nano")]
+    assert [r.engine for r in filter_rows(rows, ["precision=int8"])] == ["a-int8"]
+    assert [r.engine for r in filter_rows(rows, ["wer_clean<6", "device_id~ori"])] == ["a-fp32"]
+    with pytest.raises(ValueError, match="no field 'colour'"):
+        filter_rows(rows, ["colour=red"])
+
+
+def test_pick_from_the_command_line(tmp_path):
+    store = tmp_path / "s.sqlite"
+    append_rows([make_row("a-fp32", energy_net_j=90.0), make_row("a-int8", energy_net_j=50.0, wer_clean=5.5)], store)
+    result = CliRunner().invoke(report.main, ["--store", str(store), "--pick", "--max-wer", "8", "--max-memory-mb", "2000"])
+    assert result.exit_code == 0 and "pick: a-int8" in result.output
+    assert "a-fp32: fits, but 90.00 J > 50.00 J of a-int8" in result.output
+
+
+def test_rows_are_never_overwritten_and_concurrent_appends_all_land(tmp_path):
+    store = tmp_path / "s.sqlite"
+    append_rows([make_row()], store)
+    with pytest.raises(StoreError, match="stored already"):
+        append_rows([make_row()], store)
+    threads = [threading.Thread(target=lambda n=n: [append_rows([make_row(run_id=f"r{n}-{i}")], store) for i in range(10)])
+               for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(load_rows(store)) == 41
+
+
+def test_corrupt_and_locked_stores_say_so(tmp_path):
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a readable results store"):
+        load_rows(corrupt)
+    store = tmp_path / "locked.sqlite"
+    append_rows([make_row()], store)
+    holder = sqlite3.connect(str(store))
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match="locked by another process"):
+            append_rows([make_row(run_id="run-2")], store, timeout_s=0.1)
+    finally:
+        holder.rollback()
+        holder.close()
+    result = CliRunner().invoke(report.main, ["--store", str(tmp_path / "missing.sqlite")])
+    assert result.exit_code != 0 and "no results store here" in result.output
