@@ -52,9 +52,76 @@ class CTCFrontEnd:
         return {"kind": "ctc", "input_name": self.input_name, "do_normalize": self.do_normalize}
 
 
+def _hertz_to_mel(hertz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above (as librosa and transformers)."""
+    hertz = np.asarray(hertz, np.float64)
+    mels = 3.0 * hertz / 200.0
+    log_part = hertz >= 1000.0
+    return np.where(log_part, 15.0 + np.log(np.maximum(hertz, 1e-10) / 1000.0) * (27.0 / np.log(6.4)), mels)
+
+
+def _mel_to_hertz(mels: np.ndarray) -> np.ndarray:
+    mels = np.asarray(mels, np.float64)
+    return np.where(mels >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (mels - 15.0)), 200.0 * mels / 3.0)
+
+
+def mel_filters(num_mel_bins: int, n_fft: int = 400, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """[n_fft/2 + 1, num_mel_bins] slaney-normalised triangular filters from 0 to sample_rate/2."""
+    fft_freqs = np.linspace(0, sample_rate // 2, 1 + n_fft // 2)
+    filter_freqs = _mel_to_hertz(np.linspace(_hertz_to_mel(0.0), _hertz_to_mel(sample_rate / 2), num_mel_bins + 2))
+    slopes = filter_freqs[np.newaxis, :] - fft_freqs[:, np.newaxis]
+    widths = np.diff(filter_freqs)
+    triangles = np.maximum(0.0, np.minimum(-slopes[:, :-2] / widths[:-1], slopes[:, 2:] / widths[1:]))
+    return triangles * (2.0 / (filter_freqs[2:] - filter_freqs[:-2]))[np.newaxis, :]
+
+
+@dataclass(frozen=True)
+class WhisperFrontEnd:
+    """Whisper's log-mel input, as transformers' WhisperFeatureExtractor computes it: the audio zero-padded
+    (or cut) to one 30 s window *before* the STFT (faster-whisper pads the log-mel afterwards instead; the
+    two differ slightly), periodic Hann window, power spectrum, slaney mel, log10, 8-decade floor, scaled."""
+
+    input_name: str = "input_features"
+    num_mel_bins: int = 80
+    n_fft: int = 400
+    hop_length: int = 160
+    chunk_s: float = 30.0
+
+    def __call__(self, audio: np.ndarray) -> dict[str, np.ndarray]:
+        samples = int(self.chunk_s * SAMPLE_RATE)
+        waveform = np.zeros(samples, np.float64)
+        clip = np.asarray(audio, np.float64)[:samples]
+        waveform[: clip.size] = clip
+        padded = np.pad(waveform, self.n_fft // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length]
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)
+        power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+        mel = power @ _cached_filters(self.num_mel_bins, self.n_fft)
+        log_spec = np.log10(np.maximum(mel, 1e-10)).T[:, :-1]
+        log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+        return {self.input_name: ((log_spec + 4.0) / 4.0)[np.newaxis].astype(np.float32)}
+
+    def fixed_length(self, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, np.ndarray]:
+        return inputs  # always one 30 s window
+
+    def config(self) -> dict:
+        return {"kind": "whisper", "input_name": self.input_name, "num_mel_bins": self.num_mel_bins,
+                "n_fft": self.n_fft, "hop_length": self.hop_length, "chunk_s": self.chunk_s}
+
+
+_FILTERS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _cached_filters(num_mel_bins: int, n_fft: int) -> np.ndarray:
+    key = (num_mel_bins, n_fft)
+    if key not in _FILTERS:
+        _FILTERS[key] = mel_filters(num_mel_bins, n_fft)
+    return _FILTERS[key]
+
+
 def front_end_from_config(config: dict) -> FrontEnd:
     """Rebuild a front end from the dict its `config()` wrote into a sidecar."""
-    kinds = {"ctc": CTCFrontEnd}
+    kinds = {"ctc": CTCFrontEnd, "whisper": WhisperFrontEnd}
     settings = dict(config)
     kind = settings.pop("kind")
     if kind not in kinds:

@@ -7,9 +7,10 @@ front end's settings travel inside the sidecar.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from calibration.features import CTCFrontEnd, FrontEnd
+from calibration.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
 
 
 class AssetsError(ValueError):
@@ -24,19 +25,68 @@ def read_export(onnx_dir: Path) -> dict:
         raise AssetsError(f"{onnx_dir}: no export.json; make it with `python -m export MODEL --out {onnx_dir}`") from None
 
 
-def graph_parts(export: dict) -> dict[str, str]:
-    """The ONNX graphs an engine is made of, by part name."""
-    if export["family"] == "ctc":
-        return {"model": "model.onnx"}
-    raise AssetsError(f"model family {export['family']!r} has no engine layout yet")
+@dataclass(frozen=True)
+class GraphPart:
+    """One ONNX graph of an engine; `quantizable` parts become int8 in int8 engines, the others stay float."""
+
+    name: str
+    file: str
+    quantizable: bool = True
 
 
-def ctc_front_end(onnx_dir: Path) -> FrontEnd:
-    """The wav2vec2-family front end as the processor config says (normalise or not)."""
+#: Whisper's decoders stay float in int8 engines: greedy decoding compounds their errors token by token.
+PARTS = {
+    "ctc": (GraphPart("model", "model.onnx"),),
+    "whisper": (GraphPart("encoder", "encoder_model.onnx"), GraphPart("decoder", "decoder_model.onnx", False),
+                GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False)),
+}
+
+
+def graph_parts(export: dict) -> tuple[GraphPart, ...]:
+    """The ONNX graphs an engine is made of."""
+    if export["family"] not in PARTS:
+        raise AssetsError(f"model family {export['family']!r} has no engine layout")
+    return PARTS[export["family"]]
+
+
+def front_end(onnx_dir: Path, family: str) -> FrontEnd:
+    """The model's front end, as its processor config says."""
     config = _json(onnx_dir, "preprocessor_config.json")
     if config.get("sampling_rate", 16_000) != 16_000:
         raise AssetsError(f"{onnx_dir}: the model expects {config['sampling_rate']} Hz audio; the pipeline feeds 16 kHz")
+    if family == "whisper":
+        return WhisperFrontEnd(num_mel_bins=config.get("feature_size", 80), n_fft=config.get("n_fft", 400),
+                               hop_length=config.get("hop_length", 160), chunk_s=config.get("chunk_length", 30))
     return CTCFrontEnd(do_normalize=bool(config.get("do_normalize", True)))
+
+
+def decoder(onnx_dir: Path, family: str) -> dict:
+    """What turns the engine's outputs into text, for the sidecar."""
+    return whisper_decoder(onnx_dir) if family == "whisper" else ctc_decoder(onnx_dir)
+
+
+def whisper_decoder(onnx_dir: Path) -> dict:
+    """Greedy decoding settings from generation_config.json: prompt, end, suppressed tokens, length.
+
+    English-only models start `<|startoftranscript|><|notimestamps|>`; multilingual ones
+    `<|startoftranscript|><|en|><|transcribe|><|notimestamps|>`. The tokenizer file travels beside the engine.
+    """
+    generation = _json(onnx_dir, "generation_config.json")
+    prompt = [generation["decoder_start_token_id"]]
+    if generation.get("is_multilingual"):
+        prompt += [generation["lang_to_id"]["<|en|>"], generation["task_to_id"]["transcribe"]]
+    prompt.append(generation["no_timestamps_token_id"])
+    if not (onnx_dir / "tokenizer.json").is_file():
+        raise AssetsError(f"{onnx_dir}: missing tokenizer.json (the export writes the processor files beside the ONNX)")
+    return {
+        "kind": "whisper",
+        "prompt": prompt,
+        "eos_id": generation["eos_token_id"],
+        "suppress_tokens": generation.get("suppress_tokens") or [],
+        "begin_suppress_tokens": generation.get("begin_suppress_tokens") or [],
+        "max_length": generation.get("max_length", 448),
+        "tokenizer": "tokenizer.json",
+    }
 
 
 def ctc_decoder(onnx_dir: Path) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from calibration.datasets import DEFAULT_DATASET, dataset_fingerprint, load_dataset
 from calibration.stream import CalibrationStream, calibration_stream
-from engines.assets import ctc_decoder, ctc_front_end, graph_parts, read_export
+from engines.assets import decoder, front_end, graph_parts, read_export
 from engines.builder import PRECISIONS, Builder, BuildOptions, make_builder
 from engines.device import host_summary
 from engines.sidecar import sha256_file, write_sidecar
@@ -52,49 +52,68 @@ def build_engines(
     options = options or BuildOptions(durations_s=dataset_durations(calibration.dataset), timing_cache=out_dir / "timing.cache")
     export = read_export(onnx_dir)
     parts = graph_parts(export)
-    front_end = ctc_front_end(onnx_dir)
+    family = export["family"]
+    model_front_end = front_end(onnx_dir, family)
+    model_decoder = decoder(onnx_dir, family)
     common = {
         "model": export["model"],
         "source": export["source"],
-        "family": export["family"],
+        "family": family,
         "backend": builder.backend,
         "backend_version": builder.version(),
-        "source_onnx": {part: {"file": name, "sha256": sha256_file(onnx_dir / name)} for part, name in parts.items()},
-        "front_end": front_end.config(),
-        "decoder": ctc_decoder(onnx_dir),
+        "source_onnx": {part.name: {"file": part.file, "sha256": sha256_file(onnx_dir / part.file)} for part in parts},
+        "front_end": model_front_end.config(),
     }
     variants = [(precision, variant) for precision in precisions for variant in builder.variants(precision)]
     stream: CalibrationStream | None = None
     written = []
     for precision, variant in tqdm(variants, desc=f"{export['model']} engines", disable=not progress, unit="engine"):
-        if builder.needs_calibration(variant) and stream is None:
-            stream = _calibration(calibration, front_end)
+        calibrated = builder.needs_calibration(variant)
+        if calibrated and stream is None:
+            stream = _calibration(calibration, model_front_end)
         stem = f"{export['model']}-{variant}"
         with staging_dir(out_dir) as scratch:
             started = time.perf_counter()
             files, details = {}, {}
-            for part, name in parts.items():
-                target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part}{builder.suffix}")
-                arguments = (onnx_dir / name, target, variant, stream if builder.needs_calibration(variant) else None, options)
-                details[part] = _build_isolated(builder.backend, *arguments) if builder.isolate_builds else builder.build(*arguments)
-                files[part] = target.name
+            for part in parts:
+                # Parts kept out of int8 (Whisper's decoders) are built at the backend's float precision.
+                part_variant = variant if part.quantizable or not calibrated else builder.float_variant
+                target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part.name}{builder.suffix}")
+                arguments = (onnx_dir / part.file, target, part_variant, stream if part_variant == variant and calibrated else None, options)
+                details[part.name] = _build_isolated(builder.backend, *arguments) if builder.isolate_builds else builder.build(*arguments)
+                details[part.name]["variant"] = part_variant
+                files[part.name] = target.name
+            assets = _stage_assets(onnx_dir, model_decoder, scratch, stem)
             sidecar = scratch / f"{stem}.json"
             write_sidecar(sidecar, {
                 "engine": stem,
                 "precision": precision,
                 "variant": variant,
                 **common,
+                "decoder": assets,
                 "files": files,
                 "io": {part: detail.pop("io") for part, detail in details.items()},
                 "build": details,
-                "calibration": _describe(stream, calibration) if builder.needs_calibration(variant) else None,
+                "calibration": _describe(stream, calibration) if calibrated else None,
                 "build_s": round(time.perf_counter() - started, 2),
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "host": host_summary(),
             })
-            publish([scratch / name for name in files.values()] + [sidecar], out_dir)
+            extra = [scratch / assets["tokenizer"]] if "tokenizer" in assets else []
+            publish([scratch / name for name in files.values()] + extra + [sidecar], out_dir)
         written.append(out_dir / sidecar.name)
     return written
+
+
+def _stage_assets(onnx_dir: Path, model_decoder: dict, scratch: Path, stem: str) -> dict:
+    """Copy the files the decoder needs (Whisper's tokenizer.json) beside the engine; return its settings."""
+    import shutil
+
+    if "tokenizer" not in model_decoder:
+        return model_decoder
+    name = f"{stem}.tokenizer.json"
+    shutil.copyfile(onnx_dir / model_decoder["tokenizer"], scratch / name)
+    return {**model_decoder, "tokenizer": name}
 
 
 def _build_isolated(backend: str, *arguments) -> dict:

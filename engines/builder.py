@@ -37,6 +37,7 @@ class Builder(Protocol):
     backend: str
     suffix: str  # engine file ending: ".onnx", ".plan"
     isolate_builds: bool  # build each engine in a fresh process, so its memory is returned (8 GB boards)
+    float_variant: str  # what parts kept out of int8 (Whisper's decoders) are built as
 
     def version(self) -> str: ...
 

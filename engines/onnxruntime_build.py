@@ -17,6 +17,7 @@ class OnnxRuntimeBuilder:
     backend = "onnxruntime"
     suffix = ".onnx"
     isolate_builds = False
+    float_variant = "fp32"  # parts kept out of int8 engines
 
     def __init__(self) -> None:
         try:

@@ -35,6 +35,7 @@ class TensorRTBuilder:
     backend = "tensorrt"
     suffix = ".plan"
     isolate_builds = True
+    float_variant = "fp16"  # parts kept out of int8 engines
 
     def __init__(self) -> None:
         try:

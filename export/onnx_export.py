@@ -52,8 +52,9 @@ def export_onnx(source: ModelSource, out_dir: str | Path, opset: int = OPSET, ch
     try:
         started = time.perf_counter()
         try:
-            main_export(source.location, staging, task="automatic-speech-recognition", opset=opset,
-                        do_validation=False, no_post_process=True)
+            # Whisper: encoder + decoder + decoder_with_past, not the merged decoder (its If node troubles TensorRT).
+            task = "automatic-speech-recognition" + ("-with-past" if source.family == "whisper" else "")
+            main_export(source.location, staging, task=task, opset=opset, do_validation=False, no_post_process=True)
         except OSError as error:
             raise ExportError(f"cannot fetch {source.location!r} for export: {str(error).splitlines()[0]}") from None
         export_s = time.perf_counter() - started
@@ -66,6 +67,7 @@ def export_onnx(source: ModelSource, out_dir: str | Path, opset: int = OPSET, ch
         (staging / "export.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
+        staging.chmod(0o755)  # mkdtemp makes it private
         staging.rename(out_dir)
         return report
     finally:

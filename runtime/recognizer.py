@@ -49,11 +49,29 @@ class CTCRecognizer:
         self.engine.close()
 
 
+def _ctc(engines: dict[str, Engine], sidecar: dict) -> Recognizer:
+    return CTCRecognizer(engines["model"], sidecar)
+
+
+def _whisper(engines: dict[str, Engine], sidecar: dict) -> Recognizer:
+    from runtime.whisper import WhisperRecognizer
+
+    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar)
+
+
+#: model family -> how its engines become a recognizer. A new family is a new line here.
+RECOGNIZERS = {"ctc": _ctc, "whisper": _whisper}
+
+
 def load_recognizer(path: str | Path, threads: int | None = None) -> Recognizer:
     """Load the engine whose sidecar `path` is (or names), ready to transcribe."""
     sidecar = read_sidecar(path)
     folder = Path(sidecar["_dir"])
-    if sidecar["family"] != "ctc":
+    if sidecar["family"] not in RECOGNIZERS:
         raise ValueError(f"{path}: no recognizer for model family {sidecar['family']!r}")
-    engine = load_engine(folder / sidecar["files"]["model"], precision=sidecar["precision"], threads=threads)
-    return CTCRecognizer(engine, sidecar)
+    engines = {
+        part: load_engine(folder / name, precision=sidecar["build"].get(part, {}).get("variant", sidecar["precision"]),
+                          threads=threads)
+        for part, name in sidecar["files"].items()
+    }
+    return RECOGNIZERS[sidecar["family"]](engines, sidecar)
