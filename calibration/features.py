@@ -99,7 +99,7 @@ class WhisperFrontEnd:
         mel = power @ _cached_filters(self.num_mel_bins, self.n_fft)
         log_spec = np.log10(np.maximum(mel, 1e-10)).T[:, :-1]
         log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-        return {self.input_name: ((log_spec + 4.0) / 4.0)[np.newaxis].astype(np.float32)}
+        return {self.input_name: np.ascontiguousarray(((log_spec + 4.0) / 4.0)[np.newaxis], dtype=np.float32)}
 
     def fixed_length(self, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, np.ndarray]:
         return inputs  # always one 30 s window

@@ -27,14 +27,15 @@ def read_export(onnx_dir: Path) -> dict:
 
 @dataclass(frozen=True)
 class GraphPart:
-    """One ONNX graph of an engine; `quantizable` parts become int8 in int8 engines, the others stay float."""
+    """One ONNX graph of an engine. `calibrated` parts are quantized from the calibration stream in int8
+    engines; the others are built as the backend chooses (see Builder.part_variant)."""
 
     name: str
     file: str
-    quantizable: bool = True
+    calibrated: bool = True
 
 
-#: Whisper's decoders stay float in int8 engines: greedy decoding compounds their errors token by token.
+#: Whisper's decoders take no calibration stream: their inputs are tokens and a KV cache, not audio.
 PARTS = {
     "ctc": (GraphPart("model", "model.onnx"),),
     "whisper": (GraphPart("encoder", "encoder_model.onnx"), GraphPart("decoder", "decoder_model.onnx", False),

@@ -76,10 +76,9 @@ def build_engines(
             started = time.perf_counter()
             files, details = {}, {}
             for part in parts:
-                # Parts kept out of int8 (Whisper's decoders) are built at the backend's float precision.
-                part_variant = variant if part.quantizable or not calibrated else builder.float_variant
+                part_variant = builder.part_variant(variant, part.calibrated)
                 target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part.name}{builder.suffix}")
-                arguments = (onnx_dir / part.file, target, part_variant, stream if part_variant == variant and calibrated else None, options)
+                arguments = (onnx_dir / part.file, target, part_variant, stream if part.calibrated and calibrated else None, options)
                 details[part.name] = _build_isolated(builder.backend, *arguments) if builder.isolate_builds else builder.build(*arguments)
                 details[part.name]["variant"] = part_variant
                 files[part.name] = target.name

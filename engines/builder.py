@@ -37,7 +37,6 @@ class Builder(Protocol):
     backend: str
     suffix: str  # engine file ending: ".onnx", ".plan"
     isolate_builds: bool  # build each engine in a fresh process, so its memory is returned (8 GB boards)
-    float_variant: str  # what parts kept out of int8 (Whisper's decoders) are built as
 
     def version(self) -> str: ...
 
@@ -46,6 +45,11 @@ class Builder(Protocol):
         ...
 
     def needs_calibration(self, variant: str) -> bool: ...
+
+    def part_variant(self, variant: str, calibrated: bool) -> str:
+        """What a graph of an engine is built as: parts that take no calibration (Whisper's decoders) get
+        the backend's choice for them in int8 engines."""
+        ...
 
     def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
               options: BuildOptions) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 from calibration.stream import CalibrationStream
 from engines.builder import BuilderUnavailable, BuildOptions
 from engines.float16 import convert_fp16
-from engines.quantize import INT8_FORMS, quantize_int8
+from engines.quantize import INT8_FORMS, quantize_dynamic_int8, quantize_int8
 
 
 class OnnxRuntimeBuilder:
@@ -17,7 +17,6 @@ class OnnxRuntimeBuilder:
     backend = "onnxruntime"
     suffix = ".onnx"
     isolate_builds = False
-    float_variant = "fp32"  # parts kept out of int8 engines
 
     def __init__(self) -> None:
         try:
@@ -35,6 +34,13 @@ class OnnxRuntimeBuilder:
     def needs_calibration(self, variant: str) -> bool:
         return variant.startswith("int8")
 
+    def part_variant(self, variant: str, calibrated: bool) -> str:
+        # Decoders in the CPU int8 engine: int8 weights, activations quantized per call (no calibration
+        # range to clip their outliers); next to the TensorRT Q/DQ file they stay fp32.
+        if calibrated or not variant.startswith("int8"):
+            return variant
+        return "int8-dynamic" if variant == "int8" else "fp32"
+
     def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
               options: BuildOptions | None = None) -> dict:
         if variant == "fp32":
@@ -42,11 +48,13 @@ class OnnxRuntimeBuilder:
             details = {}
         elif variant == "fp16":
             details = convert_fp16(source, target)
+        elif variant == "int8-dynamic":
+            details = quantize_dynamic_int8(source, target)
         elif variant in ("int8", "int8-qdq"):
             form = INT8_FORMS["cpu" if variant == "int8" else "tensorrt"]
             details = quantize_int8(source, target, calibration, form)
         else:
-            raise ValueError(f"ONNX Runtime builds fp32, fp16, int8 and int8-qdq, not {variant!r}")
+            raise ValueError(f"ONNX Runtime builds fp32, fp16, int8, int8-qdq and int8-dynamic, not {variant!r}")
         return {**details, "io": onnx_io(target)}
 
 

@@ -6,8 +6,10 @@
   only: the explicit-quantization file TensorRT >= 10 builds from (the only INT8 path in TensorRT 11).
   Slower than fp32 on a CPU (field notes §8), so never the CPU engine.
 
-Both keep LayerNorm, Softmax, residual Add and the waveform's first Conv in float: quantizing Add and
-LayerNorm destroyed Whisper transcripts in a public report, and 8-bit raw audio loses the quiet parts.
+Both keep LayerNorm, Softmax, residual Add and the first Conv (it reads the raw input) in float: quantizing
+Add and LayerNorm destroyed Whisper transcripts in a public report, and 8-bit raw audio loses the quiet
+parts. Nodes whose inputs 8 bits cannot hold (outliers, attention probabilities) stay float too: see
+sensitivity.py. The sidecar lists every float node and why.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calibration.stream import CalibrationStream
+from engines.sensitivity import fragile_nodes
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,14 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
 
     prepared = target.with_name(target.stem + ".prep.onnx")
     quant_pre_process(str(source), str(prepared))
-    excluded = _first_conv(onnx.load(str(prepared), load_external_data=False))
+    excluded = {name: "reads the raw input" for name in _first_conv(onnx.load(str(prepared), load_external_data=False))}
+    excluded.update(fragile_nodes(prepared, stream, form.op_types, form.symmetric_activations))
     activation = QuantType.QInt8 if form.symmetric_activations else QuantType.QUInt8
     quantize_static(
         str(prepared), str(target), StreamReader(),
         quant_format=QuantFormat.QDQ, op_types_to_quantize=list(form.op_types), per_channel=form.per_channel,
         activation_type=activation, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Entropy,
-        nodes_to_exclude=excluded,
+        nodes_to_exclude=list(excluded),
         extra_options={"ActivationSymmetric": form.symmetric_activations, "WeightSymmetric": True,
                        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
     )
@@ -69,7 +73,7 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
         "int8_description": form.description,
         "calibration_method": "entropy",
         "quantized_op_types": list(form.op_types),
-        "excluded_nodes": excluded,
+        "float_nodes": excluded,
     }
 
 
@@ -77,3 +81,14 @@ def _first_conv(model) -> list[str]:
     """The Conv that reads the raw waveform (the first in graph order), kept in float."""
     convs = [node.name for node in model.graph.node if node.op_type == "Conv"]
     return convs[:1]
+
+
+def quantize_dynamic_int8(source: Path, target: Path) -> dict:
+    """Write `target` with int8 MatMul/Gemm weights and activations quantized at run time (ONNX Runtime).
+
+    For graphs fed tokens rather than audio (Whisper's decoders): no calibration range to clip outliers,
+    and the weights, read once per generated token, shrink four times."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
+    return {"int8_form": "dynamic", "quantized_op_types": ["MatMul", "Gemm"], "calibration_method": None}

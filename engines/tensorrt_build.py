@@ -35,7 +35,6 @@ class TensorRTBuilder:
     backend = "tensorrt"
     suffix = ".plan"
     isolate_builds = True
-    float_variant = "fp16"  # parts kept out of int8 engines
 
     def __init__(self) -> None:
         try:
@@ -56,6 +55,9 @@ class TensorRTBuilder:
 
     def needs_calibration(self, variant: str) -> bool:
         return variant == "int8"
+
+    def part_variant(self, variant: str, calibrated: bool) -> str:
+        return variant if calibrated or variant != "int8" else "fp16"
 
     def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
               options: BuildOptions) -> dict:

@@ -58,7 +58,7 @@ def export_onnx(source: ModelSource, out_dir: str | Path, opset: int = OPSET, ch
         except OSError as error:
             raise ExportError(f"cannot fetch {source.location!r} for export: {str(error).splitlines()[0]}") from None
         export_s = time.perf_counter() - started
-        max_diff = _check_against_pytorch(source, staging) if check and source.family == "ctc" else None
+        max_diff = CHECKS[source.family](source, staging) if check else None
         report = ExportReport(
             model=source.name, source=source.location, family=source.family, opset=opset,
             files=sorted(path.name for path in staging.glob("*.onnx")), max_abs_diff=max_diff,
@@ -74,23 +74,51 @@ def export_onnx(source: ModelSource, out_dir: str | Path, opset: int = OPSET, ch
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _check_against_pytorch(source: ModelSource, onnx_dir: Path) -> float:
-    """Max abs difference between PyTorch and ONNX Runtime CTC logits on CHECK_SECONDS of real speech."""
-    import onnxruntime
+def _check_audio() -> np.ndarray:
     import soundfile
+
+    audio, _ = soundfile.read(str(CHECK_AUDIO), dtype="float32")
+    return audio[: int(CHECK_SECONDS * 16_000)]
+
+
+def _session(path: Path):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _check_ctc(source: ModelSource, onnx_dir: Path) -> float:
+    """Max abs difference between PyTorch and ONNX Runtime CTC logits on CHECK_SECONDS of real speech."""
     import torch
     from transformers import AutoFeatureExtractor, AutoModelForCTC
 
-    audio, _ = soundfile.read(str(CHECK_AUDIO), dtype="float32")
-    audio = audio[: int(CHECK_SECONDS * 16_000)]
     extractor = AutoFeatureExtractor.from_pretrained(onnx_dir)
-    input_values = extractor(audio, sampling_rate=16_000, return_tensors="np").input_values.astype(np.float32)
+    input_values = extractor(_check_audio(), sampling_rate=16_000, return_tensors="np").input_values.astype(np.float32)
     model = AutoModelForCTC.from_pretrained(source.location).eval()
     with torch.inference_mode():
         expected = model(torch.from_numpy(input_values)).logits.numpy()
-    session = onnxruntime.InferenceSession(str(onnx_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    (actual,) = session.run(["logits"], {"input_values": input_values})
+    (actual,) = _session(onnx_dir / "model.onnx").run(["logits"], {"input_values": input_values})
     return float(np.max(np.abs(actual - expected)))
+
+
+def _check_whisper(source: ModelSource, onnx_dir: Path) -> float:
+    """Max abs difference between PyTorch and ONNX Runtime on real speech: the encoder's output and the
+    decoder's logits for the prompt (the largest of the two)."""
+    import torch
+    from transformers import AutoFeatureExtractor, WhisperForConditionalGeneration
+
+    features = AutoFeatureExtractor.from_pretrained(onnx_dir)(_check_audio(), sampling_rate=16_000, return_tensors="np").input_features
+    model = WhisperForConditionalGeneration.from_pretrained(source.location, dtype=torch.float32).eval()
+    prompt = np.asarray([[model.generation_config.decoder_start_token_id, model.generation_config.no_timestamps_token_id]])
+    with torch.inference_mode():
+        hidden = model.model.encoder(torch.from_numpy(features)).last_hidden_state
+        logits = model(encoder_outputs=(hidden,), decoder_input_ids=torch.from_numpy(prompt)).logits.numpy()
+    (onnx_hidden,) = _session(onnx_dir / "encoder_model.onnx").run(["last_hidden_state"], {"input_features": features})
+    (onnx_logits,) = _session(onnx_dir / "decoder_model.onnx").run(["logits"], {"input_ids": prompt, "encoder_hidden_states": onnx_hidden})
+    return float(max(np.max(np.abs(onnx_hidden - hidden.numpy())), np.max(np.abs(onnx_logits - logits))))
+
+
+CHECKS = {"ctc": _check_ctc, "whisper": _check_whisper}
 
 
 def _versions() -> dict:

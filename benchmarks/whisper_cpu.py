@@ -1,0 +1,122 @@
+"""Whisper tiny.en on this CPU: our engines against transformers and CTranslate2 (the study's engine).
+
+    .venv/bin/python benchmarks/whisper_cpu.py [--model ../shared/models/whisper-tiny.en-hf] [--threads 2] [--limit N]
+
+The 70 bundled utterances, one at a time, greedy, one run, every system on the same thread count.
+RTFx = audio seconds / seconds of features + model + decoding (model load excluded). Every system gets
+the same log-mel: transformers' padding (audio padded to 30 s, then the STFT); CTranslate2 is fed those
+features too, so the two differ by their arithmetic only (faster-whisper would pad the log-mel instead).
+CTranslate2 models are converted from the same Hugging Face weights with its own converter.
+The last line reads `ratio best/ct2_int8=X.XX wer_delta=Y.YY`: our fastest engine within 0.5 WER points
+of CTranslate2 int8, its RTFx over CT2 int8's, and its WER minus CT2 int8's (points).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from calibration.datasets import load_dataset
+from calibration.features import WhisperFrontEnd
+from engines.build import CalibrationSettings, build_engines
+from engines.builder import make_builder
+from export import export_onnx, resolve_model
+from measure.wer import corpus_wer
+from runtime import load_recognizer
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".cache" / "bench-whisper"
+
+
+def timed(transcribe, audio: list[np.ndarray]) -> tuple[list[str], float]:
+    transcribe(audio[0])  # warm-up
+    started = time.perf_counter()
+    texts = [transcribe(samples) for samples in audio]
+    return texts, time.perf_counter() - started
+
+
+def transformers_system(model_dir: Path, threads: int):
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    torch.set_num_threads(threads)
+    processor = WhisperProcessor.from_pretrained(model_dir)
+    model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+    def transcribe(samples: np.ndarray) -> str:
+        features = processor(samples, sampling_rate=16_000, return_tensors="pt").input_features
+        with torch.inference_mode():
+            ids = model.generate(features, num_beams=1, do_sample=False)
+        return processor.batch_decode(ids, skip_special_tokens=True)[0]
+
+    return transcribe
+
+
+def ctranslate2_system(model_dir: Path, compute_type: str, threads: int, prompt: list[int]):
+    import ctranslate2
+    from ctranslate2.converters import TransformersConverter
+    from tokenizers import Tokenizer
+
+    converted = WORK / "ct2"
+    if not (converted / "model.bin").is_file():
+        TransformersConverter(str(model_dir)).convert(str(converted), quantization=None, force=True)
+    model = ctranslate2.models.Whisper(str(converted), device="cpu", compute_type=compute_type, intra_threads=threads)
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    front_end = WhisperFrontEnd()
+
+    def transcribe(samples: np.ndarray) -> str:
+        features = ctranslate2.StorageView.from_array(front_end(samples)["input_features"])
+        result = model.generate(features, [prompt], beam_size=1, max_length=448)
+        return tokenizer.decode(result[0].sequences_ids[0], skip_special_tokens=True).strip()
+
+    return transcribe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=ROOT.parent / "shared" / "models" / "whisper-tiny.en-hf")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int)
+    args = parser.parse_args()
+
+    source = resolve_model(str(args.model))
+    onnx_dir, engines_dir = WORK / "onnx", WORK / "engines"
+    if not (onnx_dir / "export.json").is_file():
+        export_onnx(source, onnx_dir, check=False)
+    if not (engines_dir / f"{source.name}-int8.json").is_file():
+        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), ["fp32", "fp16", "int8"], CalibrationSettings(count=32))
+    utterances = load_dataset()[: args.limit]
+    audio, references = [u.load() for u in utterances], [u.text for u in utterances]
+    audio_s = sum(map(len, audio)) / 16_000
+    print(f"{len(audio)} utterances, {audio_s:.1f} s of audio, {args.threads} threads")
+
+    systems = {}
+    for variant in ("fp32", "fp16", "int8"):
+        systems[f"ours_{variant}"] = load_recognizer(engines_dir / f"{source.name}-{variant}.json", threads=args.threads).transcribe
+    prompt = load_recognizer(engines_dir / f"{source.name}-fp32.json")._prompt
+    systems["transformers_fp32"] = transformers_system(args.model, args.threads)
+    systems["ct2_float32"] = ctranslate2_system(args.model, "float32", args.threads, prompt)
+    systems["ct2_int8"] = ctranslate2_system(args.model, "int8", args.threads, prompt)
+
+    results = {}
+    for name, transcribe in systems.items():
+        texts, seconds = timed(transcribe, audio)
+        results[name] = (corpus_wer(references, texts).wer, audio_s / seconds)
+        print(f"  {name}: WER {results[name][0]:.2f} %, RTFx {results[name][1]:.1f}", flush=True)
+
+    print(f"\n{'system':<20}{'WER %':>8}{'RTFx':>8}{'vs ct2_int8':>13}")
+    for name, (wer, rtfx) in results.items():
+        print(f"{name:<20}{wer:>8.2f}{rtfx:>8.1f}{rtfx / results['ct2_int8'][1]:>12.2f}x")
+    ct2_wer, ct2_rtfx = results["ct2_int8"]
+    ours = {name: value for name, value in results.items() if name.startswith("ours_")}
+    eligible = {name: value for name, value in ours.items() if value[0] <= ct2_wer + 0.5} or ours
+    best = max(eligible, key=lambda name: eligible[name][1])
+    print(f"best: {best}")
+    print(f"ratio best/ct2_int8={eligible[best][1] / ct2_rtfx:.2f} wer_delta={eligible[best][0] - ct2_wer:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Whisper: the numpy front end against transformers, greedy KV-cache decoding against `generate` on a tiny
+random Whisper, windows over 30 s, and real WER on whisper tiny.en from ../shared (skipped without it)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibration.features import WhisperFrontEnd, mel_filters
+
+SHARED_WHISPER = Path(__file__).resolve().parents[2] / "shared" / "models" / "whisper-tiny.en-hf"
+needs_shared = pytest.mark.skipif(not SHARED_WHISPER.is_dir(), reason=f"no real Whisper weights at {SHARED_WHISPER}")
+
+
+@pytest.fixture(scope="module")
+def feature_extractor():
+    from transformers import WhisperFeatureExtractor
+
+    return WhisperFeatureExtractor(feature_size=80)
+
+
+def test_mel_filters_are_transformers(feature_extractor):
+    assert np.max(np.abs(mel_filters(80) - feature_extractor.mel_filters)) < 1e-9
+
+
+def test_log_mel_matches_transformers(feature_extractor, utterances):
+    differences = []
+    for utterance in utterances[:4] + utterances[-1:]:
+        audio = utterance.load()
+        expected = feature_extractor(audio, sampling_rate=16_000, return_tensors="np").input_features
+        actual = WhisperFrontEnd()(audio)["input_features"]
+        assert actual.shape == expected.shape == (1, 80, 3000)
+        differences.append(float(np.max(np.abs(actual - expected))))
+    print(f"log-mel max abs difference vs WhisperFeatureExtractor: {max(differences):.2e}")
+    assert max(differences) < 1e-4  # float32 rounding of a [-1.5, 1.5] range: measured 1.6e-5
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    """A two-layer random Whisper from a config, with tiny.en's tokenizer and generation settings."""
+    if not SHARED_WHISPER.is_dir():
+        pytest.skip(f"tiny.en's tokenizer files are needed from {SHARED_WHISPER}")
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    folder = tmp_path_factory.mktemp("whisper") / "tiny-whisper"
+    config = WhisperConfig.from_pretrained(SHARED_WHISPER)
+    config.update({"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
+                   "decoder_attention_heads": 2, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128})
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    for name in ("generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                 "added_tokens.json", "special_tokens_map.json", "preprocessor_config.json", "normalizer.json"):
+        shutil.copyfile(SHARED_WHISPER / name, folder / name)
+    generation = json.loads((folder / "generation_config.json").read_text())
+    generation["max_length"] = 24  # random weights rarely say end-of-text: keep decoding short
+    (folder / "generation_config.json").write_text(json.dumps(generation))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper_engines(tiny_whisper, tmp_path_factory):
+    from engines.build import CalibrationSettings, build_engines
+    from engines.builder import make_builder
+    from export import export_onnx, resolve_model
+
+    onnx_dir = tmp_path_factory.mktemp("whisper-onnx") / "tiny-whisper"
+    report = export_onnx(resolve_model(str(tiny_whisper)), onnx_dir)
+    assert report.files == ["decoder_model.onnx", "decoder_with_past_model.onnx", "encoder_model.onnx"]
+    assert report.max_abs_diff < 1e-3
+    out = tmp_path_factory.mktemp("whisper-engines")
+    build_engines(onnx_dir, out, make_builder("onnxruntime"), ["fp32", "int8"], CalibrationSettings(count=4), progress=False)
+    return out
+
+
+def test_greedy_tokens_match_transformers_generate(tiny_whisper, tiny_whisper_engines, utterances):
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from runtime import load_recognizer
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
+    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    for utterance in utterances[:3]:
+        audio = utterance.load()
+        features = torch.from_numpy(WhisperFrontEnd()(audio)["input_features"])
+        with torch.inference_mode():
+            sequence = model.generate(features, num_beams=1, do_sample=False)[0].tolist()
+        # transformers returns the new tokens alone here (the prompt only with return_dict_in_generate)
+        expected = sequence[2:] if sequence[0] == model.generation_config.decoder_start_token_id else sequence
+        if expected and expected[-1] == model.generation_config.eos_token_id:
+            expected = expected[:-1]
+        assert recognizer.generate(audio) == expected and len(expected) == 22
+
+
+def test_int8_whisper_calibrates_the_encoder_and_quantizes_decoders_dynamically(tiny_whisper_engines):
+    sidecar = json.loads((tiny_whisper_engines / "tiny-whisper-int8.json").read_text())
+    assert {part: build["variant"] for part, build in sidecar["build"].items()} == {
+        "encoder": "int8", "decoder": "int8-dynamic", "decoder_with_past": "int8-dynamic"}
+    assert sidecar["build"]["encoder"]["quantized_op_types"] == ["MatMul", "Conv"]
+    assert sidecar["decoder"]["prompt"] == [50257, 50362] and sidecar["front_end"]["kind"] == "whisper"
+    assert (tiny_whisper_engines / sidecar["decoder"]["tokenizer"]).is_file()
+
+
+def test_audio_over_30_s_is_transcribed_in_windows(tiny_whisper_engines, monkeypatch):
+    from runtime import load_recognizer
+
+    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    seen = []
+    monkeypatch.setattr(recognizer, "generate", lambda window: seen.append(len(window)) or [1770])
+    word = recognizer.decode_tokens([1770])
+    assert recognizer.transcribe(np.zeros(75 * 16_000, np.float32)) == f"{word} {word} {word}"
+    assert seen == [30 * 16_000, 30 * 16_000, 15 * 16_000]
+
+
+@needs_shared
+def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
+    """Real weights, the 70 clean utterances: our fp32 engines within 0.5 WER points of transformers' greedy
+    generate (reference 8.49 %), both fed the same audio."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from engines.build import build_engines
+    from engines.builder import make_builder
+    from export import export_onnx, resolve_model
+    from measure.wer import corpus_wer
+    from runtime import load_recognizer
+
+    source = resolve_model(str(SHARED_WHISPER))
+    export_onnx(source, tmp_path / "onnx", check=False)
+    (sidecar,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
+    recognizer = load_recognizer(sidecar, threads=2)
+    processor = WhisperProcessor.from_pretrained(SHARED_WHISPER)
+    model = WhisperForConditionalGeneration.from_pretrained(SHARED_WHISPER, dtype=torch.float32).eval()
+    torch.set_num_threads(2)
+    references, ours, theirs = [], [], []
+    for utterance in utterances:
+        audio = utterance.load()
+        references.append(utterance.text)
+        ours.append(recognizer.transcribe(audio))
+        with torch.inference_mode():
+            ids = model.generate(processor(audio, sampling_rate=16_000, return_tensors="pt").input_features, num_beams=1)
+        theirs.append(processor.batch_decode(ids, skip_special_tokens=True)[0])
+    ours_wer, theirs_wer = corpus_wer(references, ours).wer, corpus_wer(references, theirs).wer
+    print(f"whisper tiny.en, 70 clean utterances: ours fp32 {ours_wer:.2f} % WER, transformers {theirs_wer:.2f} %")
+    assert abs(ours_wer - theirs_wer) <= 0.5
+    assert abs(theirs_wer - 8.49) < 0.01  # the reference figure in ../shared/models/README.md
