@@ -48,10 +48,12 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-def load_engine(path: str | Path, precision: str = "unknown", threads: int | None = None) -> Engine:
+def load_engine(path: str | Path, precision: str = "unknown", threads: int | None = None,
+                takes_turns: bool = False) -> Engine:
     """Load one engine file (`.onnx` with ONNX Runtime, `.plan`/`.engine` with TensorRT).
 
-    `threads` caps CPU threads where the backend uses them (ONNX Runtime on a CPU).
+    `threads` caps CPU threads where the backend uses them (ONNX Runtime on a CPU); `takes_turns` says the
+    engine alternates with others on the same cores (Whisper's three graphs), so its idle threads must sleep.
     """
     path = Path(path)
     if not path.is_file():
@@ -60,4 +62,4 @@ def load_engine(path: str | Path, precision: str = "unknown", threads: int | Non
         raise EngineError(f"{path}: unknown engine type {path.suffix!r}; expected one of {', '.join(BACKENDS)}")
     module_name, function_name = BACKENDS[path.suffix].split(":")
     loader = getattr(importlib.import_module(module_name), function_name)
-    return loader(path, precision=precision, threads=threads)
+    return loader(path, precision=precision, threads=threads, takes_turns=takes_turns)

@@ -71,7 +71,7 @@ def load_recognizer(path: str | Path, threads: int | None = None) -> Recognizer:
         raise ValueError(f"{path}: no recognizer for model family {sidecar['family']!r}")
     engines = {
         part: load_engine(folder / name, precision=sidecar["build"].get(part, {}).get("variant", sidecar["precision"]),
-                          threads=threads)
+                          threads=threads, takes_turns=len(sidecar["files"]) > 1)
         for part, name in sidecar["files"].items()
     }
     return RECOGNIZERS[sidecar["family"]](engines, sidecar)

@@ -143,8 +143,9 @@ class TensorRTEngine:
         self._engine = None
 
 
-def load_tensorrt_engine(path: Path, precision: str = "unknown", threads: int | None = None) -> TensorRTEngine:
-    """`threads` is ignored: TensorRT runs on the GPU."""
+def load_tensorrt_engine(path: Path, precision: str = "unknown", threads: int | None = None,
+                         takes_turns: bool = False) -> TensorRTEngine:
+    """`threads` and `takes_turns` are ignored: TensorRT runs on the GPU."""
     try:
         import tensorrt  # noqa: F401
         import pycuda  # noqa: F401

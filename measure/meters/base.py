@@ -9,7 +9,6 @@ Read errors and late samples are counted and reported, never raised.
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections.abc import Iterator
@@ -88,7 +87,20 @@ class _Trace:
     late: int = 0
 
 
-class SampledMeter:
+class Windows:
+    """`window(name)` as a context manager over a meter's begin_window/end_window (every meter has it)."""
+
+    @contextmanager
+    def window(self, name: str) -> Iterator[WindowHandle]:
+        handle = WindowHandle(name)
+        self.begin_window(name)
+        try:
+            yield handle
+        finally:
+            handle.measurement = self.end_window(name)
+
+
+class SampledMeter(Windows):
     """Base for meters that poll power: subclasses set `rails` and implement `read_power()`.
 
     Subclasses with a hardware energy counter also implement `read_energy()` (J per rail, monotonic).
@@ -177,15 +189,6 @@ class SampledMeter:
         counters_at_end = self._counters()
         self._wait_for_sample_after(end)
         return self.measure(name, start, end, counters_at_start, counters_at_end)
-
-    @contextmanager
-    def window(self, name: str) -> Iterator[WindowHandle]:
-        handle = WindowHandle(name)
-        self.begin_window(name)
-        try:
-            yield handle
-        finally:
-            handle.measurement = self.end_window(name)
 
     def _counters(self) -> dict[str, float] | None:
         try:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from measure.meters.base import Measurement, WindowHandle
+from measure.meters.base import Measurement, Windows
 
 
-class NoneMeter:
+class NoneMeter(Windows):
     """Answers every window with duration and `energy_j=None`, saying why."""
 
     name = "none"
@@ -39,15 +36,6 @@ class NoneMeter:
     def end_window(self, name: str) -> Measurement:
         start, end = self._open.pop(name), time.monotonic()
         return Measurement(name, end - start, None, None, 0, None, False, note=self.reason, start_s=start, end_s=end)
-
-    @contextmanager
-    def window(self, name: str) -> Iterator[WindowHandle]:
-        handle = WindowHandle(name)
-        self.begin_window(name)
-        try:
-            yield handle
-        finally:
-            handle.measurement = self.end_window(name)
 
     def info(self) -> dict:
         return {"reason": self.reason}
