@@ -139,3 +139,29 @@ def test_none_meter_reports_why():
 def test_unknown_meter_is_refused():
     with pytest.raises(ValueError, match="unknown meter"):
         open_meter("wattmeter")
+
+
+def test_a_sampler_that_falls_behind_says_so():
+    from measure.meters.base import SampledMeter
+
+    class SlowOnce(SampledMeter):
+        name = "slow-once"
+
+        def __init__(self):
+            super().__init__(["rail"], sample_hz=100)
+            self.calls = 0
+
+        def read_power(self):
+            self.calls += 1
+            if self.calls == 10:
+                time.sleep(0.1)  # ten periods lost
+            return {"rail": 2.0}
+
+    meter = SlowOnce()
+    meter.start()
+    with meter.window("w") as window:
+        time.sleep(0.5)
+    meter.stop()
+    result = window.measurement
+    assert meter.late_samples >= 8 and "sampler fell behind" in result.note
+    assert result.total_j == pytest.approx(2.0 * result.duration_s, rel=1e-6)  # constant power: still exact

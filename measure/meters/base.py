@@ -35,7 +35,7 @@ class Measurement:
     reliable: bool
     note: str = ""
     counter_energy_j: dict[str, float] | None = None
-    faults: int = 0
+    faults: int = 0  # failed sensor reads inside the window (the notes say which and how many ticks were late)
     start_s: float = 0.0  # monotonic clock at the window's start and end
     end_s: float = 0.0
 
@@ -84,7 +84,7 @@ class _Trace:
     times: list[float] = field(default_factory=list)
     values: list[list[float]] = field(default_factory=list)
     fault_times: list[float] = field(default_factory=list)
-    late: int = 0
+    late_times: list[float] = field(default_factory=list)  # one entry per tick skipped
 
 
 class Windows:
@@ -160,7 +160,8 @@ class SampledMeter(Windows):
             next_tick += period
             now = self._clock()
             if now > next_tick + period:  # fell behind by more than a period: skip, count, go on
-                self._trace.late += int((now - next_tick) / period)
+                with self._lock:
+                    self._trace.late_times += [now] * int((now - next_tick) / period)
                 next_tick = now + period
 
     def _sample_once(self) -> None:
@@ -213,6 +214,7 @@ class SampledMeter(Windows):
             times = np.asarray(self._trace.times)
             values = np.asarray(self._trace.values, dtype=np.float64).reshape(len(times), len(self.rails))
             faults = sum(start <= stamp <= end for stamp in self._trace.fault_times)
+            late = sum(start <= stamp <= end for stamp in self._trace.late_times)
         duration = end - start
         period = 1.0 / self.sample_hz
         counter_energy = _counter_difference(counters_at_start, counters_at_end, self.rails)
@@ -220,6 +222,8 @@ class SampledMeter(Windows):
         notes = []
         if faults:
             notes.append(f"{faults} sensor reads failed ({self.last_error})")
+        if late:
+            notes.append(f"sampler fell behind: {late} samples skipped")
         if len(times) < 2 or times[0] > start or times[-1] < end:
             notes.append("samples do not cover the window")
             energy = mean = None
@@ -239,7 +243,7 @@ class SampledMeter(Windows):
     @property
     def late_samples(self) -> int:
         """Ticks skipped because the sampler fell behind."""
-        return self._trace.late
+        return len(self._trace.late_times)
 
 
 def integrate(times: np.ndarray, power: np.ndarray, start: float, end: float) -> float:
