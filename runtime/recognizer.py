@@ -24,6 +24,10 @@ class Recognizer(Protocol):
 
     def transcribe(self, audio: np.ndarray) -> str: ...
 
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
+        """Several utterances at once where the model allows it."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -44,6 +48,10 @@ class CTCRecognizer:
     def transcribe(self, audio: np.ndarray) -> str:
         logits = self.engine.run(self._front_end(audio))[self._logits_name]
         return self._decode(logits[0])
+
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
+        # One at a time on purpose: group-norm wav2vec2 models change their output when fed padded batches.
+        return [self.transcribe(audio) for audio in audios]
 
     def close(self) -> None:
         self.engine.close()

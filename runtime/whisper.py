@@ -1,7 +1,9 @@
 """Whisper from three engines (encoder, decoder, decoder with KV cache): greedy decoding, as transformers'
 `generate` does it with num_beams=1 — the model's prompt (no timestamps), suppressed tokens, tokens
 suppressed at the first step, stop at end-of-text or max_length. Audio over 30 s is transcribed in
-consecutive 30 s windows, never cut."""
+consecutive 30 s windows, never cut. Several windows can run as one batch (`transcribe_batch`): every
+sequence starts with the same prompt and advances one token per step, so no padding enters the decoder and
+each sequence gets the tokens it would get alone; finished ones are fed end-of-text until all are done."""
 
 from __future__ import annotations
 
@@ -37,28 +39,56 @@ class WhisperRecognizer:
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
 
     def transcribe(self, audio: np.ndarray) -> str:
-        windows = [audio[start : start + self._window] for start in range(0, max(len(audio), 1), self._window)]
-        return " ".join(text for text in (self.decode_tokens(self.generate(window)) for window in windows) if text)
+        return self.transcribe_batch([audio])[0]
+
+    def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8) -> list[str]:
+        """Texts for several utterances, their 30 s windows decoded `batch_size` at a time."""
+        windows, owners = [], []
+        for index, audio in enumerate(audios):
+            for start in range(0, max(len(audio), 1), self._window):
+                windows.append(audio[start : start + self._window])
+                owners.append(index)
+        tokens = []
+        for first in range(0, len(windows), batch_size):
+            tokens += self.generate_batch(windows[first : first + batch_size])
+        texts = [[] for _ in audios]
+        for owner, window_tokens in zip(owners, tokens):
+            text = self.decode_tokens(window_tokens)
+            if text:
+                texts[owner].append(text)
+        return [" ".join(parts) for parts in texts]
 
     def decode_tokens(self, tokens: list[int]) -> str:
         return self._tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
     def generate(self, audio: np.ndarray) -> list[int]:
         """Greedy token ids (prompt and end-of-text excluded) for one window of at most 30 s."""
-        hidden = self.encoder.run(self._front_end(audio))["last_hidden_state"]
-        outputs = self.decoder.run({"input_ids": np.asarray([self._prompt], np.int64), "encoder_hidden_states": hidden})
+        return self.generate_batch([audio])[0]
+
+    def generate_batch(self, windows: list[np.ndarray]) -> list[list[int]]:
+        """Greedy token ids for each window (at most 30 s each), decoded together."""
+        features = np.concatenate([self._front_end(window)[self._front_end.input_name] for window in windows])
+        hidden = self.encoder.run({self._front_end.input_name: features})["last_hidden_state"]
+        prompt = np.tile(np.asarray(self._prompt, np.int64), (len(windows), 1))
+        outputs = self.decoder.run({"input_ids": prompt, "encoder_hidden_states": hidden})
         past = {name: outputs[PRESENT_PREFIX + name[len(PAST_PREFIX):]] for name in self._past_names}
-        tokens: list[int] = []
+        tokens: list[list[int]] = [[] for _ in windows]
+        done = np.zeros(len(windows), bool)
         for step in range(self._max_length - len(self._prompt)):
-            logits = np.array(outputs["logits"][0, -1], np.float32)
-            logits[self._suppress] = -np.inf
+            logits = np.array(outputs["logits"][:, -1], np.float32)
+            logits[:, self._suppress] = -np.inf
             if step == 0:
-                logits[self._begin_suppress] = -np.inf
-            token = int(np.argmax(logits))
-            if token == self._eos:
+                logits[:, self._begin_suppress] = -np.inf
+            chosen = np.where(done, self._eos, logits.argmax(axis=-1))
+            for index, token in enumerate(chosen):
+                if not done[index]:
+                    if token == self._eos:
+                        done[index] = True
+                    else:
+                        tokens[index].append(int(token))
+            if done.all():
                 break
-            tokens.append(token)
-            outputs = self.decoder_with_past.run({"input_ids": np.asarray([[token]], np.int64), **past})
+            outputs = self.decoder_with_past.run({"input_ids": chosen[:, np.newaxis].astype(np.int64), **past})
             for name in self._past_names:
                 present = PRESENT_PREFIX + name[len(PAST_PREFIX):]
                 if present in outputs:  # self-attention cache grows; cross-attention cache stays

@@ -112,7 +112,7 @@ def test_audio_over_30_s_is_transcribed_in_windows(tiny_whisper_engines, monkeyp
 
     recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
     seen = []
-    monkeypatch.setattr(recognizer, "generate", lambda window: seen.append(len(window)) or [1770])
+    monkeypatch.setattr(recognizer, "generate_batch", lambda windows: [seen.append(len(w)) or [1770] for w in windows])
     word = recognizer.decode_tokens([1770])
     assert recognizer.transcribe(np.zeros(75 * 16_000, np.float32)) == f"{word} {word} {word}"
     assert seen == [30 * 16_000, 30 * 16_000, 15 * 16_000]
@@ -150,3 +150,13 @@ def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
     print(f"whisper tiny.en, 70 clean utterances: ours fp32 {ours_wer:.2f} % WER, transformers {theirs_wer:.2f} %")
     assert abs(ours_wer - theirs_wer) <= 0.5
     assert abs(theirs_wer - 8.49) < 0.01  # the reference figure in ../shared/models/README.md
+
+
+def test_a_batch_decodes_as_each_utterance_alone(tiny_whisper_engines, utterances):
+    from runtime import load_recognizer
+
+    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    audio = [utterance.load() for utterance in utterances[3:6]]
+    alone = [recognizer.generate(samples) for samples in audio]
+    assert recognizer.generate_batch(audio) == alone
+    assert recognizer.transcribe_batch(audio, batch_size=2) == [recognizer.decode_tokens(tokens) for tokens in alone]
