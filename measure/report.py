@@ -35,6 +35,14 @@ def _precision_run(row: BenchRow) -> str:
     return row.variant + (" (layers " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")" if counts else "")
 
 
+def _window(row: BenchRow) -> str:
+    """How trustworthy the energy window was, and why not where it was not."""
+    if row.energy_j is None:
+        return f"not measured: {row.energy_note}"
+    verdict = "reliable" if row.energy_reliable else "UNRELIABLE"
+    return f"{verdict}, {row.energy_repeats}× set" + (f"; {row.energy_note}" if row.energy_note else "")
+
+
 def _table(header: list[str], lines: list[list[str]]) -> str:
     cell = lambda text: str(text).replace("|", "\\|")
     return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -53,7 +61,7 @@ def markdown(rows: list[BenchRow], front: list[BenchRow], written: dict[str, fig
         ["engine", "meter", "rail (GPU rail)", "sample Hz", "baseline W", "energy", "window", "device"],
         [[row.engine, row.meter, f"{row.rail} ({row.gpu_rail or '-'})", _number(row.sample_hz, "{:.0f}"),
           _number(row.baseline_w), "net of idle" if row.energy_net_j is not None else ("gross" if row.energy_j is not None else "none"),
-          ("reliable" if row.energy_reliable else "UNRELIABLE") + f", {row.energy_repeats}× set" + (f"; {row.energy_note}" if row.energy_note else ""),
+          _window(row),
           row.device_id] for row in rows],
     )
     pareto = _table(["engine", "WER clean %", "energy J", "memory MB"],
