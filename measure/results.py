@@ -38,14 +38,15 @@ class BenchRow:
     peak_rss_mb: float
     system_mem_mb: float  # peak MemTotal-MemAvailable above the idle figure
     gpu_mem_mb: float | None
-    energy_j: float | None  # gross, one clean pass over the dataset
+    energy_j: float | None  # gross, one clean pass over the dataset (the hardware counter where there is one)
     energy_net_j: float | None  # minus baseline_w x duration
     baseline_w: float | None
     mean_power_w: float | None
     j_per_audio_s: float | None  # net
     j_per_utterance: float | None  # net
     energy_rails_j: dict[str, float] | None
-    energy_counter_j: float | None  # the hardware counter's figure, where the source has one
+    energy_counter_j: float | None  # the hardware counter's figure, where the source has one (NVML, RAPL)
+    energy_trapezoid_j: float | None  # trapezoids of the sampled power over the same window
     energy_reliable: bool
     energy_repeats: int  # clean passes inside the energy window (short sets are repeated)
     energy_note: str

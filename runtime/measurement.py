@@ -121,18 +121,22 @@ def _transcribe_all(recognizer: Recognizer, audio: list[np.ndarray], bar) -> tup
 
 def _energy_columns(energy: Measurement, repeats: int, baseline_w: float | None, audio_s: float,
                     utterances: int, meter) -> dict:
-    """Energy of one clean pass (gross and net of the idle baseline) and how it was measured."""
-    gross = energy.total_j / repeats if energy.total_j is not None else None
+    """Energy of one clean pass (gross and net of the idle baseline) and how it was measured.
+
+    Where the source keeps an energy counter (NVML, RAPL) the counter is the figure; the trapezoids of the
+    sampled power are kept beside it (`energy_trapezoid_j`)."""
+    trapezoid = energy.total_j / repeats if energy.total_j is not None else None
+    counter = energy.counter_energy_j["total"] / repeats if energy.counter_energy_j else None
+    gross = counter if counter is not None else trapezoid
     duration = energy.duration_s / repeats
     net = gross - baseline_w * duration if gross is not None and baseline_w is not None else None
-    counter = energy.counter_energy_j["total"] / repeats if energy.counter_energy_j else None
     return {
         "energy_j": gross, "energy_net_j": net, "baseline_w": baseline_w,
         "mean_power_w": gross / duration if gross is not None and duration > 0 else None,
         "j_per_audio_s": net / audio_s if net is not None else None,
         "j_per_utterance": net / utterances if net is not None else None,
         "energy_rails_j": {rail: joules / repeats for rail, joules in energy.energy_j.items()} if energy.energy_j else None,
-        "energy_counter_j": counter, "energy_reliable": energy.reliable, "energy_repeats": repeats,
+        "energy_counter_j": counter, "energy_trapezoid_j": trapezoid, "energy_reliable": energy.reliable, "energy_repeats": repeats,
         "energy_note": energy.note, "meter": meter.name,
         "rail": meter.total_rail or ("sum of rails" if meter.available else "none"),
         "gpu_rail": meter.gpu_rail, "sample_hz": energy.sample_hz, "sensor_faults": energy.faults,

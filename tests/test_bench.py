@@ -59,3 +59,14 @@ def test_bench_energy_columns_from_a_fake_orin_nano(tiny_engines, tmp_path):
     assert row["energy_repeats"] > 1 and row["energy_reliable"] and row["sensor_faults"] == 0
     assert 50 < row["sample_hz"] <= 105 and row["wer_noisy"] is None
     assert row["system_mem_mb"] is not None and row["extra"]["fingerprint"]["cpu"]
+
+
+def test_a_hardware_counter_is_the_energy_figure_when_there_is_one():
+    from measure.meters import Measurement, NoneMeter
+    from runtime.measurement import _energy_columns
+
+    window = Measurement("clean", duration_s=4.0, energy_j={"gpu0": 402.0, "total": 402.0}, mean_w=None, samples=80,
+                         sample_hz=20.0, reliable=True, counter_energy_j={"gpu0": 400.0, "total": 400.0})
+    columns = _energy_columns(window, repeats=2, baseline_w=50.0, audio_s=10.0, utterances=5, meter=NoneMeter())
+    assert columns["energy_j"] == 200.0 and columns["energy_trapezoid_j"] == 201.0 and columns["energy_counter_j"] == 200.0
+    assert columns["energy_net_j"] == 100.0 and columns["j_per_audio_s"] == 10.0 and columns["mean_power_w"] == 100.0
