@@ -93,7 +93,7 @@ def build_engines(
                 "files": files,
                 "io": {part: detail.pop("io") for part, detail in details.items()},
                 "build": details,
-                "calibration": _describe(stream, calibration) if calibrated else None,
+                "calibration": {**stream.description, "sha256": stream.sha256} if calibrated else None,
                 "build_s": round(time.perf_counter() - started, 2),
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "host": host_summary(),
@@ -135,16 +135,13 @@ def dataset_durations(dataset: Path) -> tuple[float, ...]:
     return tuple(soundfile.info(str(utterance.audio_path)).duration for utterance in load_dataset(dataset))
 
 
-def _calibration(settings: CalibrationSettings, front_end) -> CalibrationStream:
+def _calibration(settings: CalibrationSettings, model_front_end) -> CalibrationStream:
     utterances = load_dataset(settings.dataset)
     stream = calibration_stream(
-        utterances, front_end, count=settings.count, noisy_fraction=settings.noisy_fraction,
+        utterances, model_front_end, count=settings.count, noisy_fraction=settings.noisy_fraction,
         noise=settings.noise, seed=settings.seed, length_s=settings.length_s,
     )
     stream.description["dataset"] = str(settings.dataset)
     stream.description["dataset_sha256"] = dataset_fingerprint(utterances)
     return stream
 
-
-def _describe(stream: CalibrationStream, settings: CalibrationSettings) -> dict:
-    return {**stream.description, "sha256": stream.sha256}
