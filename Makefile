@@ -27,6 +27,8 @@ install-jetson:
 	.venv/bin/pip install --quiet --upgrade pip
 	.venv/bin/python -c "import tensorrt" || { echo "TensorRT's Python bindings missing: sudo apt install python3-libnvinfer"; exit 1; }
 	.venv/bin/pip install --quiet -e '.[jetson,report,test]'
+	# ONNX Runtime's quantizer makes the INT8 files; NVIDIA's Jetson wheel of onnxruntime-gpu serves if installed.
+	.venv/bin/python -c "import onnxruntime" 2>/dev/null || .venv/bin/pip install --quiet onnxruntime
 	touch .venv/.installed
 
 onnx: $(ONNX_DIR)/export.json
