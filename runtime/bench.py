@@ -17,7 +17,8 @@ from pathlib import Path
 
 import click
 
-from calibration.datasets import DEFAULT_DATASET
+from calibration.datasets import DEFAULT_DATASET, DatasetError, load_dataset
+from calibration.noise import NoiseSpecError, parse_noise
 from engines.sidecar import SidecarError, sidecar_path_for
 from measure.fingerprint import device_fingerprint
 from measure.memory import system_used_mb
@@ -88,7 +89,10 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
     """
     try:
         sidecars = list(dict.fromkeys(sidecar_path_for(path) for path in engine_paths))
-    except SidecarError as error:
+        load_dataset(dataset)  # bad data or noise: one line now, not one failure per engine later
+        if noise != "none":
+            parse_noise(noise)
+    except (SidecarError, DatasetError, NoiseSpecError) as error:
         sys.exit(f"bench: {error}")
     out_dir = out_dir or Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
     settings = BenchSettings(dataset=dataset, noise=None if noise == "none" else noise, noise_draws=noise_draws,

@@ -31,10 +31,14 @@ def test_bench_writes_rows_with_finite_wer_and_speed(tiny_engines, tmp_path):
     assert "tiny-int8" in result.output and "wer_clean" in result.output
 
 
-def test_bench_refuses_files_without_sidecar(tmp_path):
+def test_bench_refuses_bad_input_in_one_line(tmp_path, tiny_engines):
     (tmp_path / "model.onnx").write_bytes(b"")
     result = CliRunner().invoke(bench.main, [str(tmp_path / "model.onnx")])
     assert result.exit_code != 0 and "no sidecar" in result.output
+    result = CliRunner().invoke(bench.main, [str(tiny_engines / "tiny-fp32.json"), "--noise", "loud"])
+    assert result.exit_code != 0 and "bad noise spec 'loud'" in result.output
+    result = CliRunner().invoke(bench.main, [str(tiny_engines / "tiny-fp32.json"), "--dataset", str(tmp_path / "none")])
+    assert result.exit_code != 0 and "no such dataset" in result.output
 
 
 def test_bench_energy_columns_from_a_fake_orin_nano(tiny_engines, tmp_path):
