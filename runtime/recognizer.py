@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from calibration.audio import SAMPLE_RATE, check_rate
 from calibration.features import front_end_from_config
 from engines.sidecar import read_sidecar
 from runtime.ctc import CTCDecoder
@@ -22,7 +23,9 @@ class Recognizer(Protocol):
     precision: str
     sidecar: dict
 
-    def transcribe(self, audio: np.ndarray) -> str: ...
+    def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
+        """Text of one utterance; audio at another rate, or not mono, is refused (AudioError)."""
+        ...
 
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
         """Several utterances at once where the model allows it."""
@@ -45,7 +48,8 @@ class CTCRecognizer:
         self._decode = CTCDecoder(**decoder)
         self._logits_name = engine.outputs[0].name
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
+        check_rate(audio, sample_rate)
         logits = self.engine.run(self._front_end(audio))[self._logits_name]
         return self._decode(logits[0])
 

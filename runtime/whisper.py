@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.audio import SAMPLE_RATE, check_rate
 from calibration.features import front_end_from_config
 from runtime.engine import Engine
 
@@ -38,13 +39,15 @@ class WhisperRecognizer:
         self._window = int(self._front_end.chunk_s * 16_000)
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
+        check_rate(audio, sample_rate)
         return self.transcribe_batch([audio])[0]
 
     def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8) -> list[str]:
         """Texts for several utterances, their 30 s windows decoded `batch_size` at a time."""
         windows, owners = [], []
         for index, audio in enumerate(audios):
+            check_rate(audio, SAMPLE_RATE)
             for start in range(0, max(len(audio), 1), self._window):
                 windows.append(audio[start : start + self._window])
                 owners.append(index)

@@ -135,3 +135,14 @@ def test_load_engine_reports_backend_and_precision(tiny_engines):
     engine = load_engine(tiny_engines / "tiny-fp16.onnx", precision="fp16")
     assert (engine.backend, engine.device, engine.precision) == ("onnxruntime", "cpu", "fp16")
     assert engine.inputs[0].dtype == "float32"  # fp16 engines keep fp32 IO
+
+
+def test_in_memory_audio_at_another_rate_or_not_mono_is_refused(tiny_engines):
+    from calibration.audio import AudioError
+
+    recognizer = load_recognizer(tiny_engines / "tiny-fp32.json", threads=1)
+    assert isinstance(recognizer.transcribe(np.zeros(16_000, np.float32)), str)
+    with pytest.raises(AudioError, match="44100 Hz"):
+        recognizer.transcribe(np.zeros(44_100, np.float32), sample_rate=44_100)
+    with pytest.raises(AudioError, match="mono"):
+        recognizer.transcribe(np.zeros((2, 16_000), np.float32))
