@@ -13,6 +13,7 @@ from calibration.stream import CalibrationStream, calibration_stream
 from engines.assets import decoder, front_end, graph_parts, read_export
 from engines.builder import PRECISIONS, Builder, BuildOptions, make_builder
 from engines.device import host_summary
+from engines.isolation import in_fresh_process
 from engines.sidecar import sha256_file, write_sidecar
 from engines.staging import publish, staging_dir
 
@@ -79,7 +80,7 @@ def build_engines(
                 part_variant = builder.part_variant(variant, part.calibrated)
                 target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part.name}{builder.suffix}")
                 arguments = (onnx_dir / part.file, target, part_variant, stream if part.calibrated and calibrated else None, options)
-                details[part.name] = _build_isolated(builder.backend, *arguments) if builder.isolate_builds else builder.build(*arguments)
+                details[part.name] = in_fresh_process(_build_here, builder.backend, *arguments) if builder.isolate_builds else builder.build(*arguments)
                 details[part.name]["variant"] = part_variant
                 files[part.name] = target.name
             assets = _stage_assets(onnx_dir, model_decoder, scratch, stem)
@@ -113,15 +114,6 @@ def _stage_assets(onnx_dir: Path, model_decoder: dict, scratch: Path, stem: str)
     name = f"{stem}.tokenizer.json"
     shutil.copyfile(onnx_dir / model_decoder["tokenizer"], scratch / name)
     return {**model_decoder, "tokenizer": name}
-
-
-def _build_isolated(backend: str, *arguments) -> dict:
-    """One build in a fresh process: TensorRT's builder memory goes back to the OS when it exits."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_build_here, backend, *arguments).result()
 
 
 def _build_here(backend: str, *arguments) -> dict:

@@ -6,11 +6,9 @@ written to OUT/results.json and OUT/results.csv after every engine, so an interr
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +17,7 @@ import click
 
 from calibration.datasets import DEFAULT_DATASET, DatasetError, load_dataset
 from calibration.noise import NoiseSpecError, parse_noise
+from engines.isolation import in_fresh_process
 from engines.sidecar import SidecarError, sidecar_path_for
 from measure.fingerprint import device_fingerprint
 from measure.memory import system_used_mb
@@ -108,7 +107,8 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
     rows, failures = [], []
     for sidecar in sidecars:
         try:
-            row = _in_fresh_process(str(sidecar), settings, baseline_w, system_used_mb())
+            # A fresh process per engine: its load time and memory peak are its own.
+            row = in_fresh_process(measure_engine, str(sidecar), settings, baseline_w, system_used_mb())
         except KeyboardInterrupt:
             click.echo(f"bench: interrupted; {len(rows)} finished rows kept in {out_dir}", err=True)
             sys.exit(130)
@@ -130,11 +130,6 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
         click.echo(f"results: {out_dir / 'results.json'}, {out_dir / 'results.csv'}; appended to {store}", err=True)
     sys.exit(1 if failures else 0)
 
-
-def _in_fresh_process(path: str, settings: BenchSettings, baseline_w: float | None, idle_mb: float) -> BenchRow:
-    """Measure one engine in a new process so its load time and memory peak are its own."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure_engine, path, settings, baseline_w, idle_mb).result()
 
 
 if __name__ == "__main__":

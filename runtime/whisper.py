@@ -40,14 +40,13 @@ class WhisperRecognizer:
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
-        check_rate(audio, sample_rate)
-        return self.transcribe_batch([audio])[0]
+        return self.transcribe_batch([audio], sample_rate=sample_rate)[0]
 
-    def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8) -> list[str]:
+    def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8, sample_rate: int = SAMPLE_RATE) -> list[str]:
         """Texts for several utterances, their 30 s windows decoded `batch_size` at a time."""
         windows, owners = [], []
         for index, audio in enumerate(audios):
-            check_rate(audio, SAMPLE_RATE)
+            check_rate(audio, sample_rate)
             for start in range(0, max(len(audio), 1), self._window):
                 windows.append(audio[start : start + self._window])
                 owners.append(index)

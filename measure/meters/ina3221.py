@@ -17,16 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from measure.meters.base import SampledMeter
-
-TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
-#: rail -> what else shares it with the GPU (the Orin Nano/NX GPU has no rail of its own).
-GPU_RAILS = {
-    "VDD_GPU_SOC": "SoC (memory controller, engines)",
-    "VDD_CPU_GPU_CV": "CPU and CV accelerators",
-    "POM_5V_GPU": "",
-    "VDD_GPU": "",
-}
-
+from measure.meters.jetson_rails import rail_roles
 
 class NoSensorError(OSError):
     """No INA3221 under the sysfs root."""
@@ -97,10 +88,7 @@ class Ina3221Meter(SampledMeter):
             raise NoSensorError(f"no INA3221 under {root / 'sys/bus/i2c/devices'} (not a Jetson, or no permission)")
         self.channels = channels
         super().__init__([channel.rail for channel in channels], sample_hz)
-        rails = set(self.rails)
-        self.total_rail = next((rail for rail in TOTAL_RAILS if rail in rails), None)
-        self.gpu_rail = next((rail for rail in GPU_RAILS if rail in rails), None)
-        self.gpu_rail_shares = GPU_RAILS.get(self.gpu_rail, "")
+        self.total_rail, self.gpu_rail, self.gpu_rail_shares = rail_roles(self.rails)
         self._fds: dict[Path, int] = {}
 
     def read_power(self) -> dict[str, float]:

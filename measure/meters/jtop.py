@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from measure.meters.base import SampledMeter
-from measure.meters.ina3221 import GPU_RAILS, TOTAL_RAILS
+from measure.meters.jetson_rails import rail_roles
 
 
 class JtopUnavailable(OSError):
@@ -32,9 +32,7 @@ class JtopMeter(SampledMeter):
             raise JtopUnavailable(f"jtop service not reachable ({error})") from None
         rails = list(self._jtop.power["rail"])
         super().__init__(rails, sample_hz)
-        self.total_rail = next((rail for rail in TOTAL_RAILS if rail in rails), None)
-        self.gpu_rail = next((rail for rail in GPU_RAILS if rail in rails), None)
-        self.gpu_rail_shares = GPU_RAILS.get(self.gpu_rail, "")
+        self.total_rail, self.gpu_rail, self.gpu_rail_shares = rail_roles(self.rails)
 
     def read_power(self) -> dict[str, float]:
         return {rail: values["power"] / 1000 for rail, values in self._jtop.power["rail"].items()}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from measure.meters.base import SampledMeter, integrate
-from measure.meters.ina3221 import GPU_RAILS, TOTAL_RAILS
+from measure.meters.jetson_rails import rail_roles
 
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s+(\d+)(?:mW)?/(\d+)(?:mW)?(?:/\d+(?:mW)?)?")
 _NOT_RAILS = {"RAM", "SWAP", "IRAM", "EMC_FREQ", "GR3D_FREQ", "CPU", "APE", "NVENC", "NVDEC", "NVJPG", "VIC_FREQ"}
@@ -70,9 +70,7 @@ class TegrastatsMeter(SampledMeter):
         self._latest = first
         self._latest_lock = threading.Lock()
         super().__init__(list(first), 1000 / interval_ms)
-        self.total_rail = next((rail for rail in TOTAL_RAILS if rail in first), None)
-        self.gpu_rail = next((rail for rail in GPU_RAILS if rail in first), None)
-        self.gpu_rail_shares = GPU_RAILS.get(self.gpu_rail, "")
+        self.total_rail, self.gpu_rail, self.gpu_rail_shares = rail_roles(self.rails)
         self._reader = threading.Thread(target=self._follow, daemon=True)
         self._reader.start()
 
