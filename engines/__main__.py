@@ -33,11 +33,13 @@ from engines.tensorrt_settings import PrecisionMissing
 @click.option("--profile-min-s", type=float, help="TensorRT profile: shortest input [default: the dataset's].")
 @click.option("--profile-opt-s", type=float, help="TensorRT profile: tuned-for input [default: median].")
 @click.option("--profile-max-s", type=float, help="TensorRT profile: longest input [default: the dataset's, rounded up].")
+@click.option("--max-batch", default=1, show_default=True,
+              help="TensorRT profile: largest batch (Whisper decodes up to this many 30 s windows at once).")
 @click.option("--workspace-fraction", default=0.5, show_default=True, help="TensorRT workspace: share of free memory.")
 def main(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibration_dataset: str,
          calibration_count: int, calibration_noisy: float, calibration_noise: str, calibration_seed: int,
          calibration_length: float | None, int8_mode: str, profile_min_s: float | None, profile_opt_s: float | None,
-         profile_max_s: float | None, workspace_fraction: float) -> None:
+         profile_max_s: float | None, max_batch: int, workspace_fraction: float) -> None:
     """Build engines from ONNX_DIR (made by `python -m export`) into OUT as <model>-<precision>.<ext> + .json.
 
     INT8 is entropy-calibrated on one stream of clean and noisy utterances. With ONNX Runtime, int8 yields
@@ -48,7 +50,7 @@ def main(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibrati
     try:
         options = BuildOptions(durations_s=dataset_durations(Path(calibration_dataset)),
                                profile_s=(profile_min_s, profile_opt_s, profile_max_s), int8_mode=int8_mode,
-                               workspace_fraction=workspace_fraction, timing_cache=out_dir / "timing.cache")
+                               max_batch=max_batch, workspace_fraction=workspace_fraction, timing_cache=out_dir / "timing.cache")
         builder = make_builder(backend)
         sidecars = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings, options=options)
     except (AssetsError, BuilderUnavailable, DatasetError, NoiseSpecError, PrecisionMissing, ValueError) as error:

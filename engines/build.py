@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from engines.assets import decoder, front_end, graph_parts, read_export
 from engines.builder import PRECISIONS, Builder, BuildOptions, make_builder
 from engines.device import host_summary
 from engines.isolation import in_fresh_process
+from engines.profiles import dimension_ranges
 from engines.sidecar import sha256_file, write_sidecar
 from engines.staging import publish, staging_dir
 
@@ -79,7 +80,9 @@ def build_engines(
             for part in parts:
                 part_variant = builder.part_variant(variant, part.calibrated)
                 target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part.name}{builder.suffix}")
-                arguments = (onnx_dir / part.file, target, part_variant, stream if part.calibrated and calibrated else None, options)
+                part_options = replace(options, dimensions=dimension_ranges(
+                    family, part.name, onnx_dir, options.durations_s, options.profile_s, options.max_batch))
+                arguments = (onnx_dir / part.file, target, part_variant, stream if part.calibrated and calibrated else None, part_options)
                 details[part.name] = in_fresh_process(_build_here, builder.backend, *arguments) if builder.isolate_builds else builder.build(*arguments)
                 details[part.name]["variant"] = part_variant
                 files[part.name] = target.name

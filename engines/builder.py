@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +24,8 @@ class BuildOptions:
 
     durations_s: tuple[float, ...] = ()  # the dataset's utterance lengths: the shape profile covers them
     profile_s: tuple[float | None, float | None, float | None] = (None, None, None)  # min/opt/max overrides
+    max_batch: int = 1  # largest batch an engine takes (TensorRT profiles; ONNX Runtime takes any)
+    dimensions: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # per graph, set by build_engines
     int8_mode: str = "auto"  # TensorRT: implicit (calibrator) | explicit (Q/DQ ONNX) | auto by version
     workspace_fraction: float = 0.5  # of free device memory
     timing_cache: Path | None = None

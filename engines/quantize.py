@@ -43,7 +43,6 @@ INT8_FORMS = {
 
 def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: Int8Form) -> dict:
     """Write `target`, an INT8 Q/DQ copy of `source` calibrated (entropy) on `stream`; return its details."""
-    import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -66,8 +65,7 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
 
     prepared = target.with_name(target.stem + ".prep.onnx")
     quant_pre_process(str(source), str(prepared))
-    excluded = {name: "reads the raw input" for name in _first_conv(onnx.load(str(prepared), load_external_data=False))}
-    excluded.update(fragile_nodes(prepared, stream, form.op_types, form.symmetric_activations))
+    excluded = float_nodes(prepared, stream, form)
     activation = QuantType.QInt8 if form.symmetric_activations else QuantType.QUInt8
     quantize_static(
         str(prepared), str(target), StreamReader(),
@@ -88,10 +86,15 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
     }
 
 
-def _first_conv(model) -> list[str]:
-    """The Conv that reads the raw waveform (the first in graph order), kept in float."""
-    convs = [node.name for node in model.graph.node if node.op_type == "Conv"]
-    return convs[:1]
+def float_nodes(model_path: Path, stream: CalibrationStream, form: Int8Form) -> dict[str, str]:
+    """Node name -> why it stays float: the Conv that reads the raw waveform (the first in graph order) and
+    the nodes whose inputs 8 bits cannot hold on this stream (sensitivity.py)."""
+    import onnx
+
+    convs = [node.name for node in onnx.load(str(model_path), load_external_data=False).graph.node if node.op_type == "Conv"]
+    excluded = {name: "reads the raw input" for name in convs[:1]}
+    excluded.update(fragile_nodes(model_path, stream, form.op_types, form.symmetric_activations))
+    return excluded
 
 
 def quantize_dynamic_int8(source: Path, target: Path) -> dict:

@@ -9,7 +9,8 @@ and is tested.
 - fp32: TF32 off. fp16: LayerNorm/GroupNorm/Softmax layers pinned to fp32 (precision constraints obeyed;
   on TensorRT 11, strongly typed from an fp16 ONNX with those ops kept fp32).
 - int8 implicit (TensorRT <= 10): IInt8EntropyCalibrator2 on the calibration stream at the profile's OPT
-  length, fp16 allowed for the rest, calibration cache written beside the plan.
+  shapes, calibration cache written beside the plan; only MatMul/Conv may run INT8 (norms and softmax fp32;
+  residual Adds, the first conv and the nodes sensitivity.py finds fragile fp16, preferred).
 - int8 explicit (TensorRT >= 10): built from the symmetric Q/DQ ONNX made from the same stream.
 After the build the engine inspector counts layers per precision; an int8 build with no int8 layer fails.
 """
@@ -17,6 +18,7 @@ After the build the engine inspector counts layers per precision; an int8 build 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from calibration.stream import CalibrationStream
@@ -24,11 +26,26 @@ from engines.builder import BuilderUnavailable, BuildOptions
 from engines.device import l4t_release
 from engines.float16 import convert_fp16
 from engines.onnxruntime_build import onnx_io
-from engines.quantize import INT8_FORMS, quantize_int8
+from engines.quantize import INT8_FORMS, float_nodes, quantize_int8
+from engines.profiles import ShapeProfile, shape_profile
 from engines.tensorrt_settings import (calibration_batches, check_precision_counts, choose_int8_mode,
-                                       count_layer_precisions, profile_from_durations, strongly_typed, workspace_bytes)
+                                       count_layer_precisions, strongly_typed, workspace_bytes)
 
 _FP32_LAYER_NAMES = re.compile(r"layer_?norm|group_?norm|instance_?norm|softmax", re.IGNORECASE)
+
+
+@dataclass
+class PlanRecipe:
+    """What one plan is built from: Polygraphy's lazy network and config loaders and what they were made of."""
+
+    network: object
+    config: object
+    profile: ShapeProfile
+    onnx_path: Path  # the graph TensorRT parses: the export's, or a Q/DQ or fp16 copy written beside the plan
+    details: dict
+    int8_mode: str | None
+    strongly_typed: bool
+    calibration_cache: Path
 
 
 class TensorRTBuilder:
@@ -59,16 +76,15 @@ class TensorRTBuilder:
     def part_variant(self, variant: str, calibrated: bool) -> str:
         return variant if calibrated or variant != "int8" else "fp16"
 
-    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
-              options: BuildOptions) -> dict:
-        from polygraphy.backend.trt import (Calibrator, CreateConfig, NetworkFromOnnxPath, PostprocessNetwork, Profile,
-                                            engine_bytes_from_network)
+    def recipe(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
+               options: BuildOptions) -> PlanRecipe:
+        """Everything decided before TensorRT builds: the ONNX it reads, the profile, Polygraphy's network and
+        config loaders (lazy: nothing runs until the build), the calibrator and its cache."""
+        from polygraphy.backend.trt import Calibrator, CreateConfig, NetworkFromOnnxPath, PostprocessNetwork
 
         trt = self._trt
         version = self.version()
-        io = onnx_io(source)
-        input_name = io["inputs"][0]["name"]
-        profile = profile_from_durations(input_name, options.durations_s, 16_000, *options.profile_s)
+        profile = shape_profile(onnx_io(source)["inputs"], options.dimensions)
         typed = strongly_typed(version)
         int8_mode = choose_int8_mode(version, options.int8_mode) if variant == "int8" else None
         onnx_path, details = source, {}
@@ -87,33 +103,56 @@ class TensorRTBuilder:
         cache_dir = options.timing_cache.parent if options.timing_cache else target.parent
         cache = cache_dir / f"{target.stem}.calibration.cache"
         if variant == "int8" and int8_mode == "implicit":
+            if calibration is None:
+                raise ValueError("implicit INT8 needs a calibration stream")
+            kept = float_nodes(source, calibration, INT8_FORMS["tensorrt"])
+            details.update({"calibration_method": "entropy (IInt8EntropyCalibrator2)", "float_nodes": kept})
+            network = PostprocessNetwork(network, lambda network: self._keep_layers_out_of_int8(network, set(kept)))
             calibrator = Calibrator(list(calibration_batches(calibration, profile)), cache=str(cache),
                                     BaseClass=trt.IInt8EntropyCalibrator2)
+        workspace = workspace_bytes(self._free_device_bytes(), options.workspace_fraction)
         config = CreateConfig(
             tf32=False,
             fp16=None if typed else variant in ("fp16", "int8"),
             int8=None if typed else variant == "int8",
             calibrator=calibrator,
-            profiles=[Profile().add(input_name, profile.min, profile.opt, profile.max)],
-            precision_constraints="obey" if variant == "fp16" and not typed else None,
-            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace_bytes(self._free_device_bytes(), options.workspace_fraction)},
+            profiles=[self._polygraphy_profile(profile)],
+            precision_constraints=None if typed else {"fp16": "obey", "int8": "prefer"}.get(variant),
+            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace},
             load_timing_cache=str(options.timing_cache) if options.timing_cache and options.timing_cache.is_file() else None,
             profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
         )
-        plan = engine_bytes_from_network(network, config, save_timing_cache=str(options.timing_cache) if options.timing_cache else None)
-        target.write_bytes(bytes(plan))
-        counts = self._layer_precisions(bytes(plan))
+        return PlanRecipe(network, config, profile, onnx_path, details, int8_mode, typed, cache)
+
+    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
+              options: BuildOptions) -> dict:
+        from polygraphy.backend.trt import engine_bytes_from_network
+
+        recipe = self.recipe(source, target, variant, calibration, options)
+        plan = bytes(engine_bytes_from_network(recipe.network, recipe.config,
+                                               save_timing_cache=str(options.timing_cache) if options.timing_cache else None))
+        target.write_bytes(plan)
+        counts = self._layer_precisions(plan)
         check_precision_counts(variant, counts)
-        if onnx_path != source:
-            onnx_path.unlink(missing_ok=True)
+        if recipe.onnx_path != source:
+            recipe.onnx_path.unlink(missing_ok=True)
         return {
-            **details,
-            "tensorrt": version, **self._device(), "l4t": l4t_release(),
-            "profile": profile.as_dict(), "strongly_typed": typed, "int8_mode": int8_mode,
+            **recipe.details,
+            "tensorrt": self.version(), **self._device(), "l4t": l4t_release(),
+            "profile": recipe.profile.as_dict(), "strongly_typed": recipe.strongly_typed, "int8_mode": recipe.int8_mode,
             "tf32": False, "layer_precisions": counts,
-            "calibration_cache": cache.name if cache.is_file() else None,
-            "io": self._io(bytes(plan)),
+            "calibration_cache": recipe.calibration_cache.name if recipe.calibration_cache.is_file() else None,
+            "io": self._io(plan),
         }
+
+    @staticmethod
+    def _polygraphy_profile(profile: ShapeProfile):
+        from polygraphy.backend.trt import Profile
+
+        polygraphy_profile = Profile()
+        for name, (low, middle, high) in profile.shapes.items():
+            polygraphy_profile.add(name, low, middle, high)
+        return polygraphy_profile
 
     def _pin_fragile_layers_fp32(self, network):
         """LayerNorm/GroupNorm/Softmax (by layer type or ONNX node name) computed and output in fp32."""
@@ -124,6 +163,20 @@ class TensorRTBuilder:
                 layer.precision = trt.float32
                 for index in range(layer.num_outputs):
                     layer.set_output_type(index, trt.float32)
+        return network
+
+    def _keep_layers_out_of_int8(self, network, float_layers: set[str]):
+        """Implicit INT8 runs any layer in INT8 where TensorRT finds it faster; only MatMul/Conv may be.
+        Norms and softmax stay fp32 (as in fp16 plans); residual Adds, the first conv and the nodes that
+        sensitivity.py finds fragile run in fp16 (layers take their ONNX node's name)."""
+        trt = self._trt
+        self._pin_fragile_layers_fp32(network)
+        floats = (trt.float32, trt.float16)
+        for layer in network:
+            elementwise = layer.type == trt.LayerType.ELEMENTWISE and all(
+                layer.get_output(index).dtype in floats for index in range(layer.num_outputs))
+            if not layer.precision_is_set and (elementwise or layer.name in float_layers):
+                layer.precision = trt.float16
         return network
 
     def _free_device_bytes(self) -> int:

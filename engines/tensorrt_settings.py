@@ -1,45 +1,16 @@
-"""The decisions around a TensorRT build that need no TensorRT: profile, INT8 path, workspace,
-calibration batches and cache, layer-precision counts. Kept apart so they are tested everywhere."""
+"""The decisions around a TensorRT build that need no TensorRT: INT8 path, workspace, calibration batches
+and cache, layer-precision counts (shape profiles are in profiles.py). Kept apart so they are tested everywhere."""
 
 from __future__ import annotations
 
-import math
 import struct
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import numpy as np
 
 from calibration.stream import CalibrationStream
-
-
-@dataclass(frozen=True)
-class InputProfile:
-    """One optimization profile for one input: min/opt/max shapes (batch 1, dynamic length)."""
-
-    name: str
-    min: tuple[int, ...]
-    opt: tuple[int, ...]
-    max: tuple[int, ...]
-
-    def as_dict(self) -> dict:
-        return {"input": self.name, "min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
-
-
-def profile_from_durations(name: str, durations_s: Sequence[float], sample_rate: int = 16_000,
-                           min_s: float | None = None, opt_s: float | None = None, max_s: float | None = None) -> InputProfile:
-    """A [1, samples] profile covering the dataset: min = shortest, opt = median, max = longest rounded up
-    to a whole second (flags override each). OPT is also the length the calibrator runs at."""
-    if not durations_s and None in (min_s, opt_s, max_s):
-        raise ValueError("no durations to derive a profile from; pass min/opt/max seconds")
-    low = min_s if min_s is not None else min(durations_s)
-    middle = opt_s if opt_s is not None else float(np.median(durations_s))
-    high = max_s if max_s is not None else math.ceil(max(durations_s))
-    if not 0 < low <= middle <= high:
-        raise ValueError(f"profile needs 0 < min <= opt <= max seconds, got {low}, {middle}, {high}")
-    samples = lambda seconds: (1, int(round(seconds * sample_rate)))
-    return InputProfile(name, samples(low), samples(middle), samples(high))
+from engines.profiles import ShapeProfile
 
 
 def version_tuple(version: str) -> tuple[int, int]:
@@ -77,14 +48,19 @@ def workspace_bytes(free_bytes: int, fraction: float = 0.5, cap_bytes: int = 4 <
     return int(min(free_bytes * fraction, cap_bytes))
 
 
-def calibration_batches(stream: CalibrationStream, profile: InputProfile) -> Iterator[dict[str, np.ndarray]]:
-    """The stream's inputs at the profile's OPT shape (cropped or zero-padded), float32, one per batch."""
-    length = profile.opt[-1]
+def calibration_batches(stream: CalibrationStream, profile: ShapeProfile) -> Iterator[dict[str, np.ndarray]]:
+    """The stream's inputs at the profile's OPT shapes (each axis cropped or zero-padded), float32, one per batch."""
     for sample in stream:
-        values = np.asarray(sample[profile.name], np.float32)[..., :length]
-        padded = np.zeros(profile.opt, np.float32)
-        padded[..., : values.shape[-1]] = values
-        yield {profile.name: padded}
+        batch = {}
+        for name, values in sample.items():
+            values = np.asarray(values, np.float32)
+            shape = profile.opt(name)
+            if values.ndim != len(shape):
+                raise ValueError(f"calibration input {name!r} has {values.ndim} axes; the profile has {len(shape)}")
+            cropped = values[tuple(slice(0, n) for n in shape)]
+            batch[name] = np.zeros(shape, np.float32)
+            batch[name][tuple(slice(0, n) for n in cropped.shape)] = cropped
+        yield batch
 
 
 def parse_calibration_cache(text: str) -> tuple[str, dict[str, float]]:

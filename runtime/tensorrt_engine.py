@@ -92,7 +92,8 @@ class IOBuffers:
             array = np.ascontiguousarray(feeds[info.name], dtype=info.dtype)
             low, high = self._limits[info.name]
             if len(array.shape) != len(low) or any(not lo <= n <= hi for n, lo, hi in zip(array.shape, low, high)):
-                raise EngineError(f"input {info.name!r} has shape {array.shape}; this engine's profile takes {low} to {high}")
+                raise EngineError(f"input {info.name!r} has shape {array.shape}; this engine's profile takes {low} to {high} "
+                                  "(rebuild with --profile-min-s/--profile-max-s/--max-batch to widen it)")
             self.context.set_input_shape(info.name, array.shape)
             host = self._host[info.name][: array.size]
             host[:] = array.reshape(-1)

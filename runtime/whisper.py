@@ -18,6 +18,12 @@ from runtime.engine import Engine
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
 
 
+def profile_batch_limit(sidecar: dict) -> int | None:
+    """The largest batch every graph's shape profile takes (TensorRT plans); None where any batch runs."""
+    limits = [shapes["max"][0] for build in sidecar["build"].values() for shapes in (build.get("profile") or {}).values()]
+    return min(limits) if limits else None
+
+
 class WhisperRecognizer:
     """Transcribes 16 kHz mono float32 audio with a Whisper engine set and its tokenizer."""
 
@@ -38,12 +44,15 @@ class WhisperRecognizer:
         self._max_length = settings["max_length"]
         self._window = int(self._front_end.chunk_s * 16_000)
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
+        self.max_batch = profile_batch_limit(sidecar)
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         return self.transcribe_batch([audio], sample_rate=sample_rate)[0]
 
     def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8, sample_rate: int = SAMPLE_RATE) -> list[str]:
-        """Texts for several utterances, their 30 s windows decoded `batch_size` at a time."""
+        """Texts for several utterances, their 30 s windows decoded `batch_size` at a time (at most the
+        engines' `max_batch`)."""
+        batch_size = min(batch_size, self.max_batch or batch_size)
         windows, owners = [], []
         for index, audio in enumerate(audios):
             check_rate(audio, sample_rate)

@@ -7,24 +7,31 @@ import pytest
 from calibration.features import CTCFrontEnd
 from calibration.stream import CalibrationStream, calibration_stream
 from engines.builder import BuilderUnavailable, make_builder
+from engines.onnxruntime_build import onnx_io
+from engines.profiles import audio_range, dimension_ranges, shape_profile
 from engines.tensorrt_settings import (PrecisionMissing, calibration_batches, check_precision_counts, choose_int8_mode,
                                        count_layer_precisions, format_calibration_cache, parse_calibration_cache,
-                                       profile_from_durations, strongly_typed, workspace_bytes)
+                                       strongly_typed, workspace_bytes)
 from runtime.engine import EngineError, load_engine
 from runtime.tensorrt_engine import IOBuffers, check_plan_compatibility
 
 
-def test_profile_covers_the_dataset(utterances):
+def test_profile_covers_the_dataset(utterances, tiny_onnx):
     import soundfile
 
     durations = [soundfile.info(str(u.audio_path)).duration for u in utterances]
-    profile = profile_from_durations("input_values", durations)
-    assert profile.min == (1, round(min(durations) * 16000)) and profile.max == (1, 17 * 16000)
-    assert profile.opt == (1, round(float(np.median(durations)) * 16000))
-    fixed = profile_from_durations("input_values", durations, min_s=1, opt_s=8, max_s=30)
-    assert (fixed.min, fixed.opt, fixed.max) == ((1, 16000), (1, 128000), (1, 480000))
+    ranges = dimension_ranges("ctc", "model", tiny_onnx, durations)
+    profile = shape_profile(onnx_io(tiny_onnx / "model.onnx")["inputs"], ranges)
+    low, middle, high = profile.shapes["input_values"]
+    assert low == (1, round(min(durations) * 16000)) and high == (1, 17 * 16000)
+    assert middle == (1, round(float(np.median(durations)) * 16000))
+    assert profile.as_dict()["input_values"]["max"] == [1, 17 * 16000]
+    fixed = dimension_ranges("ctc", "model", tiny_onnx, durations, audio_s=(1, 8, 30), max_batch=2)
+    assert fixed == {"batch_size": (1, 1, 2), "sequence_length": (16000, 128000, 480000)}
     with pytest.raises(ValueError, match="min <= opt <= max"):
-        profile_from_durations("x", durations, opt_s=40)
+        audio_range(durations, opt_s=40)
+    with pytest.raises(ValueError, match="dimension 'frames' with no range"):
+        shape_profile([{"name": "x", "shape": ["batch_size", "frames"]}], ranges)
 
 
 @pytest.mark.parametrize(("version", "mode"), [("8.5.2.2", "implicit"), ("8.6.2", "implicit"), ("10.3.0", "explicit"), ("11.0.0", "explicit")])
@@ -50,14 +57,17 @@ def test_workspace_is_a_capped_share_of_free_memory():
 
 def test_calibration_batches_are_at_opt_shape(utterances):
     stream = calibration_stream(utterances, CTCFrontEnd(), count=6, noisy_fraction=0.5, length_s=3.0)
-    profile = profile_from_durations("input_values", [1.0, 2.0, 9.0])  # opt 2 s: crop the 3 s samples
-    batches = list(calibration_batches(stream, profile))
+    profile = shape_profile([{"name": "input_values", "shape": ["batch_size", "sequence_length"]}],
+                            {"batch_size": (1, 1, 4), "sequence_length": audio_range([1.0, 2.0, 9.0])})
+    batches = list(calibration_batches(stream, profile))  # opt 2 s: the 3 s samples are cropped
     assert len(batches) == 6 and stream.description["noisy"] == 3
     assert all(b["input_values"].shape == (1, 32000) and b["input_values"].dtype == np.float32 for b in batches)
     assert np.array_equal(batches[0]["input_values"], stream.inputs[0]["input_values"][:, :32000])
     short = CalibrationStream([{"input_values": np.ones((1, 100), np.float64)}])
     (padded,) = calibration_batches(short, profile)
     assert padded["input_values"][0, :100].all() and not padded["input_values"][0, 100:].any()
+    with pytest.raises(ValueError, match="has 3 axes; the profile has 2"):
+        next(calibration_batches(CalibrationStream([{"input_values": np.ones((1, 1, 100))}]), profile))
 
 
 def test_calibration_cache_round_trip():

@@ -64,17 +64,24 @@ def tiny_whisper(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_whisper_engines(tiny_whisper, tmp_path_factory):
-    from engines.build import CalibrationSettings, build_engines
-    from engines.builder import make_builder
+def tiny_whisper_onnx(tiny_whisper, tmp_path_factory):
     from export import export_onnx, resolve_model
 
     onnx_dir = tmp_path_factory.mktemp("whisper-onnx") / "tiny-whisper"
     report = export_onnx(resolve_model(str(tiny_whisper)), onnx_dir)
     assert report.files == ["decoder_model.onnx", "decoder_with_past_model.onnx", "encoder_model.onnx"]
     assert report.max_abs_diff < 1e-3
+    return onnx_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper_engines(tiny_whisper_onnx, tmp_path_factory):
+    from engines.build import CalibrationSettings, build_engines
+    from engines.builder import make_builder
+
     out = tmp_path_factory.mktemp("whisper-engines")
-    build_engines(onnx_dir, out, make_builder("onnxruntime"), ["fp32", "int8"], CalibrationSettings(count=4), progress=False)
+    build_engines(tiny_whisper_onnx, out, make_builder("onnxruntime"), ["fp32", "int8"], CalibrationSettings(count=4),
+                  progress=False)
     return out
 
 
@@ -160,3 +167,45 @@ def test_a_batch_decodes_as_each_utterance_alone(tiny_whisper_engines, utterance
     alone = [recognizer.generate(samples) for samples in audio]
     assert recognizer.generate_batch(audio) == alone
     assert recognizer.transcribe_batch(audio, batch_size=2) == [recognizer.decode_tokens(tokens) for tokens in alone]
+
+
+class ProfileCheck:
+    """Wraps an engine; records every fed shape that falls outside a TensorRT shape profile, and the largest seen."""
+
+    def __init__(self, engine, profile):
+        self.engine, self.profile, self.outside, self.largest = engine, profile, [], {}
+
+    def run(self, feeds):
+        for name, array in feeds.items():
+            low, _, high = self.profile.shapes[name]
+            if not all(lo <= n <= hi for n, lo, hi in zip(array.shape, low, high, strict=True)):
+                self.outside.append((name, array.shape, low, high))
+            self.largest[name] = tuple(max(pair) for pair in zip(self.largest.get(name, array.shape), array.shape))
+        return self.engine.run(feeds)
+
+
+def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tiny_whisper_engines, utterances):
+    """A TensorRT plan refuses shapes outside its profile: the profiles made for Whisper's three graphs must
+    hold every shape the recognizer feeds them, from the prompt to max_length, at the largest batch."""
+    from engines.onnxruntime_build import onnx_io
+    from engines.profiles import dimension_ranges, shape_profile
+    from runtime import load_recognizer
+    from runtime.whisper import profile_batch_limit
+
+    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    checks = {}
+    for part in ("encoder", "decoder", "decoder_with_past"):
+        ranges = dimension_ranges("whisper", part, tiny_whisper_onnx, (2.0, 6.0, 14.0), max_batch=2)
+        profile = shape_profile(onnx_io(tiny_whisper_onnx / f"{part}_model.onnx")["inputs"], ranges)
+        checks[part] = ProfileCheck(getattr(recognizer, part), profile)
+        setattr(recognizer, part, checks[part])
+    assert checks["encoder"].profile.shapes["input_features"] == ((1, 80, 3000), (1, 80, 3000), (2, 80, 3000))
+    assert checks["decoder_with_past"].profile.shapes["past_key_values.0.decoder.key"] == (
+        (1, 2, 1, 32), (1, 2, 23, 32), (2, 2, 23, 32))  # opt: prompt + 4 tokens/s x 6 s, capped at max_length - 1
+    recognizer.transcribe_batch([utterance.load() for utterance in utterances[:3]], batch_size=2)
+    assert all(not check.outside for check in checks.values()), {part: check.outside for part, check in checks.items()}
+    assert checks["decoder_with_past"].largest["past_key_values.0.decoder.key"] == (2, 2, 23, 32)  # max_length reached
+
+    assert profile_batch_limit(json.loads((tiny_whisper_engines / "tiny-whisper-fp32.json").read_text())) is None
+    plan_sidecar = {"build": {part: {"profile": check.profile.as_dict()} for part, check in checks.items()}}
+    assert profile_batch_limit(plan_sidecar) == 2
