@@ -9,6 +9,7 @@ BACKEND    ?= auto
 NAME       := $(if $(findstring random:,$(MODEL)),$(subst random:,,$(MODEL))-random,$(notdir $(MODEL)))
 ONNX_DIR   ?= onnx/$(NAME)
 BENCH_ARGS ?=
+CHECK_ONNX ?=
 
 .PHONY: install install-jetson onnx engines bench test check-device clean
 
@@ -45,7 +46,7 @@ test:
 	$(PYTHON) -m pytest -q
 
 check-device:
-	$(PYTHON) -m engines.check_device
+	$(PYTHON) -m engines.check_device $(CHECK_ONNX)
 
 clean:
 	rm -rf onnx results engines/*.onnx engines/*.plan engines/*.json engines/*.cache

@@ -1,22 +1,28 @@
-"""`make check-device` (python -m engines.check_device): verify the TensorRT layer on this machine.
+"""`make check-device` (python -m engines.check_device [ONNX_DIR]): verify the TensorRT layer on this machine.
 
 On a Jetson (or any machine with TensorRT, pycuda and a GPU): builds a small random-weight wav2vec2 at
 fp32, fp16 and int8 as TensorRT plans, runs each on real speech through the pycuda runtime, compares the
-outputs with ONNX Runtime, checks the layer precisions, then reads the power meter around a run. One
-PASS/FAIL line per step; exit code 1 if any step failed.
+outputs with ONNX Runtime, checks the layer precisions, then reads the power meter around a run. Given
+ONNX_DIR (a real model from `python -m export`, Whisper included), it also builds that model's plans and
+compares their transcripts' WER with ONNX Runtime fp32 from the same ONNX. One PASS/FAIL line per step;
+exit code 1 if any step failed.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
+import click
 import numpy as np
 
 MINIMUM_SQNR_DB = {"fp32": 40.0, "fp16": 25.0}  # TF32 off: fp32 agrees to rounding; fp16 ~11 bits per op
+#: WER points a plan may add to ONNX Runtime fp32 on the same utterances (int8 on a CPU: +0.2 on Whisper tiny.en).
+MAXIMUM_WER_INCREASE = {"fp32": 0.5, "fp16": 1.0, "int8": 3.0}
 
 
 def sqnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
@@ -39,7 +45,11 @@ class Checks:
         return detail
 
 
-def main() -> None:
+@click.command()
+@click.argument("onnx_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--utterances", "count", default=20, show_default=True, help="Utterances transcribed for ONNX_DIR's WER check.")
+def main(onnx_dir: Path | None, count: int) -> None:
+    """Check TensorRT + pycuda here: a small random wav2vec2 always; ONNX_DIR's model too when given."""
     from calibration.datasets import load_dataset
     from calibration.features import CTCFrontEnd
 
@@ -48,8 +58,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="check-device-"))
     speech = load_dataset()[0].load()[: 8 * 16000]
     feeds = CTCFrontEnd()(speech)
-    onnx_dir = checks.step("export a small random wav2vec2", lambda: _export(work))
-    if onnx_dir is None:
+    exported = checks.step("export a small random wav2vec2", lambda: _export(work))
+    if exported is None:
         sys.exit(1)
     import onnxruntime
 
@@ -80,8 +90,47 @@ def main() -> None:
         checks.step(f"{precision} plan runs and matches ONNX Runtime", compare)
     if built:
         checks.step("power meter reads energy around a run", lambda: _meter(work, feeds))
+    if onnx_dir is not None:
+        _check_model(checks, onnx_dir, work, count)
     print(f"{'all checks passed' if not checks.failed else f'{checks.failed} checks failed'} (work files in {work})")
     sys.exit(1 if checks.failed else 0)
+
+
+def _check_model(checks: Checks, onnx_dir: Path, work: Path, count: int) -> None:
+    """Plans of an exported model against ONNX Runtime fp32 from the same ONNX, by WER on `count` utterances."""
+    from calibration.datasets import load_dataset
+    from engines.build import build_engines
+    from engines.builder import make_builder
+    from measure.wer import corpus_wer
+    from runtime import load_recognizer
+
+    utterances = load_dataset()[:count]
+    references = [utterance.text for utterance in utterances]
+    audio = [utterance.load() for utterance in utterances]
+
+    def transcribe(sidecar: Path) -> float:
+        recognizer = load_recognizer(sidecar)
+        try:
+            return corpus_wer(references, [recognizer.transcribe(samples) for samples in audio]).wer
+        finally:
+            recognizer.close()
+
+    (reference,) = build_engines(onnx_dir, work / "model-onnxruntime", make_builder("onnxruntime"), ["fp32"], progress=False)
+    baseline = transcribe(reference)
+    print(f"     ONNX Runtime fp32: {baseline:.2f} % WER on {count} utterances")
+    plans = checks.step(f"build {onnx_dir} fp32/fp16/int8 plans",
+                        lambda: build_engines(onnx_dir, work / "model-plans", make_builder("tensorrt")))
+    for sidecar in plans or ():
+        precision = json.loads(sidecar.read_text())["precision"]
+
+        def compare(sidecar=sidecar, precision=precision) -> str:
+            wer = transcribe(sidecar)
+            if wer - baseline > MAXIMUM_WER_INCREASE[precision]:
+                raise AssertionError(f"{wer:.2f} % WER, {wer - baseline:+.2f} points over ONNX Runtime fp32 "
+                                     f"(allowed {MAXIMUM_WER_INCREASE[precision]:+.1f})")
+            return f"{wer:.2f} % WER ({wer - baseline:+.2f} points vs ONNX Runtime fp32)"
+
+        checks.step(f"{sidecar.stem} transcribes like ONNX Runtime", compare)
 
 
 def _imports() -> str:

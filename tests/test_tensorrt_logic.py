@@ -206,3 +206,18 @@ def test_io_buffers_cast_check_and_reuse(monkeypatch):
         buffers.stage_inputs({"input_values": np.zeros((1, 2000))})
     with pytest.raises(EngineError, match="missing input 'input_values'"):
         buffers.stage_inputs({"audio": np.zeros((1, 200))})
+
+
+def test_check_device_compares_a_models_plans_with_onnxruntime_by_wer(tiny_onnx, tmp_path, monkeypatch, capsys):
+    """`make check-device CHECK_ONNX=...` logic, with ONNX Runtime standing in for the TensorRT builder."""
+    import engines.builder
+    from engines.check_device import Checks, _check_model
+
+    onnxruntime_builder = engines.builder.make_builder("onnxruntime")
+    monkeypatch.setattr(engines.builder, "make_builder", lambda backend="auto": onnxruntime_builder)
+    checks = Checks()
+    _check_model(checks, tiny_onnx, tmp_path, count=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("     ONNX Runtime fp32: ") and "% WER on 2 utterances" in lines[0]
+    assert any(line.startswith("PASS tiny-fp32 transcribes like ONNX Runtime: ") and "+0.00 points" in line for line in lines)
+    assert checks.failed == 0 and sum(line.startswith("PASS") for line in lines) == 5  # build + fp32, fp16, int8, int8-qdq
