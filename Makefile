@@ -23,6 +23,7 @@ install: .venv/.installed
 
 # On a Jetson: JetPack's TensorRT is seen through the system site-packages; pycuda builds against CUDA.
 install-jetson:
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python >= 3.10 needed (JetPack 6); JetPack 5's TensorRT bindings are for Python 3.8"; exit 1; }
 	@command -v nvcc >/dev/null || { echo "nvcc not on PATH: export PATH=/usr/local/cuda/bin:\$$PATH (pycuda builds from source)"; exit 1; }
 	python3 -m venv --system-site-packages .venv
 	.venv/bin/pip install --quiet --upgrade pip
