@@ -44,6 +44,7 @@ bench:
 	$(PYTHON) -m runtime.bench engines/$(NAME)-*.json --out results/$(NAME) $(BENCH_ARGS)
 
 test:
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q
 
 check-device:

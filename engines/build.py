@@ -83,7 +83,10 @@ def build_engines(
                 part_options = replace(options, dimensions=dimension_ranges(
                     family, part.name, onnx_dir, options.durations_s, options.profile_s, options.max_batch))
                 arguments = (onnx_dir / part.file, target, part_variant, stream if part.calibrated and calibrated else None, part_options)
-                details[part.name] = in_fresh_process(_build_here, builder.backend, *arguments) if builder.isolate_builds else builder.build(*arguments)
+                if builder.isolate_builds:
+                    details[part.name] = in_fresh_process(_build_here, builder.backend, *arguments)
+                else:
+                    details[part.name] = builder.build(*arguments)
                 details[part.name]["variant"] = part_variant
                 files[part.name] = target.name
             assets = _stage_assets(onnx_dir, model_decoder, scratch, stem)

@@ -174,7 +174,8 @@ def _meter(work: Path, feeds) -> str:
     result = window.measurement
     if not result.reliable:
         raise RuntimeError(result.note)
-    return f"{meter.name}: {result.total_j:.2f} J in {result.duration_s:.2f} s at {result.sample_hz:.0f} Hz on {meter.total_rail or 'sum of rails'}"
+    rail = meter.total_rail or "sum of rails"
+    return f"{meter.name}: {result.total_j:.2f} J in {result.duration_s:.2f} s at {result.sample_hz:.0f} Hz on {rail}"
 
 
 if __name__ == "__main__":

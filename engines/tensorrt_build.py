@@ -26,10 +26,16 @@ from engines.builder import BuilderUnavailable, BuildOptions
 from engines.device import l4t_release
 from engines.float16 import convert_fp16
 from engines.onnxruntime_build import onnx_io
-from engines.quantize import INT8_FORMS, float_nodes, quantize_int8
 from engines.profiles import ShapeProfile, shape_profile
-from engines.tensorrt_settings import (calibration_batches, check_precision_counts, choose_int8_mode,
-                                       count_layer_precisions, strongly_typed, workspace_bytes)
+from engines.quantize import INT8_FORMS, float_nodes, quantize_int8
+from engines.tensorrt_settings import (
+    calibration_batches,
+    check_precision_counts,
+    choose_int8_mode,
+    count_layer_precisions,
+    strongly_typed,
+    workspace_bytes,
+)
 
 _FP32_LAYER_NAMES = re.compile(r"layer_?norm|group_?norm|instance_?norm|softmax", re.IGNORECASE)
 

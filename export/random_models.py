@@ -23,8 +23,7 @@ ARCHITECTURES = {
 def random_checkpoint(architecture: str, cache: Path = CACHE, seed: int = 0, **overrides) -> Path:
     """A folder holding a random `Wav2Vec2ForCTC` of `architecture` (plus overrides) and its processor."""
     import torch
-    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
-                              Wav2Vec2Processor)
+    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
 
     if architecture not in ARCHITECTURES:
         raise ValueError(f"no random architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")

@@ -44,7 +44,9 @@ def _window(row: BenchRow) -> str:
 
 
 def _table(header: list[str], lines: list[list[str]]) -> str:
-    cell = lambda text: str(text).replace("|", "\\|")
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|")
+
     return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
                      + ["| " + " | ".join(cell(text) for text in line) + " |" for line in lines])
 
@@ -52,7 +54,8 @@ def _table(header: list[str], lines: list[list[str]]) -> str:
 def markdown(rows: list[BenchRow], front: list[BenchRow], written: dict[str, figures.Figure], store: Path) -> str:
     devices = sorted({row.device_id for row in rows})
     results = _table(
-        ["engine", "precision run", "backend / device", "WER clean %", "WER noisy %", "RTFx", "p50 ms", "memory MB", "energy J", "J / audio s"],
+        ["engine", "precision run", "backend / device", "WER clean %", "WER noisy %", "RTFx", "p50 ms", "memory MB", "energy J",
+         "J / audio s"],
         [[row.engine, _precision_run(row), f"{row.backend} / {row.device}", f"{row.wer_clean:.2f}", _noisy(row),
           f"{row.rtfx:.1f}", f"{row.latency_p50_ms:.0f}", f"{memory_mb(row):.0f}", _number(energy_j(row)),
           _number(row.j_per_audio_s, "{:.3f}")] for row in rows],

@@ -101,7 +101,8 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
         baseline_w, meter_name = measure_baseline(meter, meter_root, sample_hz, baseline_s)
     except OSError as error:
         sys.exit(f"bench: meter {meter!r}: {error}")
-    click.echo(f"meter: {meter_name}" + (f", idle baseline {baseline_w:.2f} W" if baseline_w is not None else ", energy unavailable"), err=True)
+    energy = f", idle baseline {baseline_w:.2f} W" if baseline_w is not None else ", energy unavailable"
+    click.echo(f"meter: {meter_name}{energy}", err=True)
     fingerprint = device_fingerprint()
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     rows, failures = [], []

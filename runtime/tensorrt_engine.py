@@ -148,8 +148,8 @@ def load_tensorrt_engine(path: Path, precision: str = "unknown", threads: int | 
                          takes_turns: bool = False) -> TensorRTEngine:
     """`threads` and `takes_turns` are ignored: TensorRT runs on the GPU."""
     try:
-        import tensorrt  # noqa: F401
         import pycuda  # noqa: F401
+        import tensorrt  # noqa: F401
     except ImportError as error:
         raise EngineError(f"{path}: needs TensorRT and pycuda ({error.name} missing; on a Jetson: make install-jetson)") from None
     return TensorRTEngine(path, precision)

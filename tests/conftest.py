@@ -17,8 +17,7 @@ VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQ
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A two-layer wav2vec2 CTC model with random weights and a real English character vocabulary."""
     import torch
-    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
-                              Wav2Vec2Processor)
+    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
 
     folder = tmp_path_factory.mktemp("checkpoint") / "tiny"
     config = Wav2Vec2Config(

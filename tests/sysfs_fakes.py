@@ -102,7 +102,10 @@ def sine_trace(rails: dict[str, float], amplitude: float = 0.4, hz: float = 0.7)
 
     def exact(rail: str, start: float, end: float) -> float:
         mean = rails[rail]
-        antiderivative = lambda t: mean * (t - amplitude * math.cos(2 * math.pi * hz * t) / (2 * math.pi * hz))
+
+        def antiderivative(t: float) -> float:
+            return mean * (t - amplitude * math.cos(2 * math.pi * hz * t) / (2 * math.pi * hz))
+
         return antiderivative(end) - antiderivative(start)
 
     return trace, exact

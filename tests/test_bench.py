@@ -5,7 +5,6 @@ import json
 import math
 
 import pytest
-
 from click.testing import CliRunner
 
 from runtime import bench

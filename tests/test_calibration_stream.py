@@ -12,7 +12,9 @@ def test_stream_mixes_clean_and_noisy_at_one_length(utterances):
 
 
 def test_stream_is_reproducible_and_seed_dependent(utterances):
-    make = lambda seed: calibration_stream(utterances, CTCFrontEnd(), count=4, seed=seed, length_s=2.0)
+    def make(seed):
+        return calibration_stream(utterances, CTCFrontEnd(), count=4, seed=seed, length_s=2.0)
+
     assert make(0).sha256 == make(0).sha256 != make(1).sha256
 
 

@@ -49,7 +49,8 @@ def test_noisy_copy_of_a_dataset(tmp_path, utterances):
     for utterance in utterances[:2]:
         shutil.copyfile(utterance.audio_path, source / utterance.audio_path.name)
     (source / "x.trans.txt").write_text("".join(f"{u.id} {u.text}\n" for u in utterances[:2]))
-    result = CliRunner().invoke(calibration_cli, ["noisy", "--dataset", str(source), "--noise", "white:10dB", "--out", str(tmp_path / "noisy")])
+    arguments = ["noisy", "--dataset", str(source), "--noise", "white:10dB", "--out", str(tmp_path / "noisy")]
+    result = CliRunner().invoke(calibration_cli, arguments)
     assert result.exit_code == 0, result.output
     noisy = load_dataset(tmp_path / "noisy")
     assert [u.text for u in noisy] == [u.text for u in utterances[:2]]

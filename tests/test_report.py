@@ -20,7 +20,8 @@ def make_row(engine="m-fp32", **changes) -> BenchRow:
         wer_noisy=20.0, wer_noisy_std=1.0, wer_noisy_draws=[19.0, 21.0], noise="study", rtfx=20.0, latency_p50_ms=200,
         latency_p90_ms=300, latency_p99_ms=400, load_s=0.5, peak_rss_mb=500, system_mem_mb=400, gpu_mem_mb=None,
         energy_j=100.0, energy_net_j=80.0, baseline_w=2.0, mean_power_w=8.0, j_per_audio_s=0.24, j_per_utterance=1.1,
-        energy_rails_j={"VDD_IN": 100.0}, energy_counter_j=None, energy_trapezoid_j=100.0, energy_reliable=True, energy_repeats=1, energy_note="",
+        energy_rails_j={"VDD_IN": 100.0}, energy_counter_j=None, energy_trapezoid_j=100.0, energy_reliable=True, energy_repeats=1,
+        energy_note="",
         meter="ina3221", rail="VDD_IN", gpu_rail="VDD_CPU_GPU_CV", sample_hz=100.0, sensor_faults=0,
         run_id="run-1", device_id="orin", started_at="2026-11-26T10:00:00+00:00",
     )

@@ -9,9 +9,17 @@ from calibration.stream import CalibrationStream, calibration_stream
 from engines.builder import BuilderUnavailable, make_builder
 from engines.onnxruntime_build import onnx_io
 from engines.profiles import audio_range, dimension_ranges, shape_profile
-from engines.tensorrt_settings import (PrecisionMissing, calibration_batches, check_precision_counts, choose_int8_mode,
-                                       count_layer_precisions, format_calibration_cache, parse_calibration_cache,
-                                       strongly_typed, workspace_bytes)
+from engines.tensorrt_settings import (
+    PrecisionMissing,
+    calibration_batches,
+    check_precision_counts,
+    choose_int8_mode,
+    count_layer_precisions,
+    format_calibration_cache,
+    parse_calibration_cache,
+    strongly_typed,
+    workspace_bytes,
+)
 from runtime.engine import EngineError, load_engine
 from runtime.tensorrt_engine import IOBuffers, check_plan_compatibility
 
@@ -34,7 +42,8 @@ def test_profile_covers_the_dataset(utterances, tiny_onnx):
         shape_profile([{"name": "x", "shape": ["batch_size", "frames"]}], ranges)
 
 
-@pytest.mark.parametrize(("version", "mode"), [("8.5.2.2", "implicit"), ("8.6.2", "implicit"), ("10.3.0", "explicit"), ("11.0.0", "explicit")])
+@pytest.mark.parametrize(("version", "mode"),
+                         [("8.5.2.2", "implicit"), ("8.6.2", "implicit"), ("10.3.0", "explicit"), ("11.0.0", "explicit")])
 def test_int8_path_by_version(version, mode):
     assert choose_int8_mode(version) == mode
 

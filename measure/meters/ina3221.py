@@ -19,6 +19,7 @@ from pathlib import Path
 from measure.meters.base import SampledMeter
 from measure.meters.jetson_rails import rail_roles
 
+
 class NoSensorError(OSError):
     """No INA3221 under the sysfs root."""
 
