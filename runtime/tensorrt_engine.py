@@ -140,6 +140,8 @@ class TensorRTEngine:
         return self._buffers.fetch_outputs()
 
     def close(self) -> None:
+        """Free the pinned and device buffers, the context and the engine now, not at garbage collection."""
+        self._buffers = None
         self._context = None
         self._engine = None
 
