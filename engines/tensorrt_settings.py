@@ -37,7 +37,10 @@ def choose_int8_mode(tensorrt_version: str, requested: str = "auto") -> str:
 
 
 def strongly_typed(tensorrt_version: str) -> bool:
-    """Whether to build strongly typed networks (precision from the ONNX): TensorRT 11 always is."""
+    """Whether to build strongly typed networks (precision from the ONNX): from TensorRT 11, the only kind.
+
+    10.x has them too, but our Q/DQ ONNX is fp32 outside its Q/DQ pairs: strongly typed, those layers would
+    run fp32; weakly typed with the fp16 flag (deprecated from 10.12, still there) TensorRT runs them fp16."""
     return version_tuple(tensorrt_version)[0] >= 11
 
 
