@@ -11,7 +11,8 @@ and is tested.
 - int8 implicit (TensorRT <= 10): IInt8EntropyCalibrator2 on the calibration stream at the profile's OPT
   shapes, calibration cache written beside the plan; only MatMul/Conv may run INT8 (norms and softmax fp32;
   residual Adds, the first conv and the nodes sensitivity.py finds fragile fp16, preferred).
-- int8 explicit (TensorRT >= 10): built from the symmetric Q/DQ ONNX made from the same stream.
+- int8 explicit (TensorRT >= 10): built from the symmetric Q/DQ ONNX made from the same stream, fp16 allowed
+  outside the Q/DQ pairs on 10.x; on 11 (strongly typed) those layers run fp32, as the ONNX says.
 After the build the engine inspector counts layers per precision; an int8 build with no int8 layer fails.
 """
 
