@@ -5,8 +5,10 @@ set_input_shape, set_tensor_address, execute_async_v3), present from TensorRT 8.
 device buffers are sized once for the profile's maximum shapes and reused; inputs are cast to each tensor's
 declared dtype (an fp16 engine may declare fp16 inputs); one CUDA stream.
 
-NOT RUN in CI (no TensorRT, no GPU there): IOBuffers, the shape/dtype logic and the compatibility check are
-tested with stand-ins; `make check-device` runs it for real on a Jetson.
+NOT RUN with TensorRT in CI (no TensorRT, no GPU there). TensorRTEngine and IOBuffers run real graphs (a tiny
+wav2vec2, Whisper's three) over stand-in plans that ONNX Runtime executes on fake device memory
+(tests/tensorrt_stand_ins.py); PycudaMemory runs on a GPU in tests/test_pycuda_buffers.py; `make
+check-device` runs it all for real on a Jetson.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class PycudaMemory:
         self._cuda = cuda
         self.stream = cuda.Stream()
         self.handle = self.stream.handle
+
+    def device_name(self) -> str:
+        return self._cuda.Context.get_device().name()
 
     def pinned(self, count: int, dtype: np.dtype) -> np.ndarray:
         return self._cuda.pagelocked_empty(count, dtype)
@@ -111,27 +116,15 @@ class IOBuffers:
 
 
 class TensorRTEngine:
-    """A deserialized plan with one execution context and reusable buffers."""
+    """A deserialized plan with one execution context and reusable buffers (`load_tensorrt_engine` makes one)."""
 
     backend = "tensorrt"
 
-    def __init__(self, path: Path, precision: str = "unknown"):
-        import tensorrt as trt
-
-        memory = PycudaMemory()
-        gpu = memory._cuda.Context.get_device().name()
-        sidecar = read_sidecar(path)
-        part = next((name for name, file in sidecar["files"].items() if file == path.name), None)
-        check_plan_compatibility(sidecar["build"].get(part, {}), trt.__version__, gpu, path)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._engine = runtime.deserialize_cuda_engine(path.read_bytes())
-        if self._engine is None:
-            raise EngineError(f"{path}: TensorRT {trt.__version__} could not deserialize it; rebuild it here")
-        self._context = self._engine.create_execution_context()
-        self._buffers = IOBuffers(self._engine, self._context, memory, trt.TensorIOMode.INPUT, trt.nptype)
-        self._memory = memory
+    def __init__(self, engine, context, memory, input_mode, nptype, device: str, precision: str = "unknown"):
+        self._engine, self._context, self._memory = engine, context, memory
+        self._buffers = IOBuffers(engine, context, memory, input_mode, nptype)
         self.inputs, self.outputs = self._buffers.inputs, self._buffers.outputs
-        self.device, self.precision = f"cuda:0 {gpu}", precision
+        self.device, self.precision = device, precision
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._buffers.stage_inputs(feeds)
@@ -148,10 +141,19 @@ class TensorRTEngine:
 
 def load_tensorrt_engine(path: Path, precision: str = "unknown", threads: int | None = None,
                          takes_turns: bool = False) -> TensorRTEngine:
-    """`threads` and `takes_turns` are ignored: TensorRT runs on the GPU."""
+    """Deserialize a plan built here for this GPU. `threads` and `takes_turns` are ignored: TensorRT runs on the GPU."""
     try:
         import pycuda  # noqa: F401
-        import tensorrt  # noqa: F401
+        import tensorrt as trt
     except ImportError as error:
         raise EngineError(f"{path}: needs TensorRT and pycuda ({error.name} missing; on a Jetson: make install-jetson)") from None
-    return TensorRTEngine(path, precision)
+    memory = PycudaMemory()
+    gpu = memory.device_name()
+    sidecar = read_sidecar(path)
+    part = next((name for name, file in sidecar["files"].items() if file == path.name), None)
+    check_plan_compatibility(sidecar["build"].get(part, {}), trt.__version__, gpu, path)
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        raise EngineError(f"{path}: TensorRT {trt.__version__} could not deserialize it; rebuild it here")
+    return TensorRTEngine(engine, engine.create_execution_context(), memory, trt.TensorIOMode.INPUT, trt.nptype,
+                          f"cuda:0 {gpu}", precision)

@@ -21,7 +21,7 @@ from engines.tensorrt_settings import (
     workspace_bytes,
 )
 from runtime.engine import EngineError, load_engine
-from runtime.tensorrt_engine import IOBuffers, check_plan_compatibility
+from runtime.tensorrt_engine import check_plan_compatibility
 
 
 def test_profile_covers_the_dataset(utterances, tiny_onnx):
@@ -123,98 +123,28 @@ def test_tensorrt_absent_is_reported_not_crashed(tmp_path):
         load_engine(tmp_path / "m.plan")
 
 
-class StandInEngine:
-    """A stand-in with TensorRT's name-based tensor API: one fp16 input [1, n] (profile 100..1000 samples)
-    and one fp32 output [1, n // 10, 4]."""
+def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
+    """Our TensorRTEngine (IOBuffers: sizing for the profile's max, casting to the declared fp16, byte copies,
+    output shapes, reuse) over a stand-in plan that runs the tiny wav2vec2 with ONNX Runtime."""
+    import onnxruntime
+    from tensorrt_stand_ins import stand_in_engine
 
-    num_io_tensors = 2
-    names = ("input_values", "logits")
-
-    def get_tensor_name(self, index):
-        return self.names[index]
-
-    def get_tensor_mode(self, name):
-        return "IN" if name == "input_values" else "OUT"
-
-    def get_tensor_dtype(self, name):
-        return np.float16 if name == "input_values" else np.float32
-
-    def get_tensor_shape(self, name):
-        return (1, -1) if name == "input_values" else (1, -1, 4)
-
-    def get_tensor_profile_shape(self, name, profile):
-        return (1, 100), (1, 500), (1, 1000)
-
-
-class StandInContext:
-    """Executes by writing mean-pooled input frames to every output column (enough to check data flow)."""
-
-    def __init__(self, memory):
-        self.memory, self.shapes, self.addresses = memory, {}, {}
-
-    def set_input_shape(self, name, shape):
-        self.shapes[name] = tuple(shape)
-        self.shapes["logits"] = (1, shape[1] // 10, 4)
-
-    def get_tensor_shape(self, name):
-        return self.shapes[name]
-
-    def set_tensor_address(self, name, address):
-        self.addresses[name] = address
-
-    def execute(self):
-        samples = self.memory.store[self.addresses["input_values"]][: self.shapes["input_values"][1]].astype(np.float32)
-        frames = samples[: self.shapes["logits"][1] * 10].reshape(-1, 10).mean(axis=1)
-        out = self.memory.store[self.addresses["logits"]]
-        out[: frames.size * 4] = np.repeat(frames, 4)
-
-
-class StandInMemory:
-    """Device memory as numpy arrays keyed by fake addresses; copies are immediate."""
-
-    def __init__(self):
-        self.store, self.allocations = {}, 0
-
-    def pinned(self, count, dtype):
-        return np.zeros(count, dtype)
-
-    def device(self, nbytes):
-        self.allocations += 1
-        address = 0x1000 * self.allocations
-        self.store[address] = np.zeros(nbytes, np.uint8)
-        return address
-
-    def to_device(self, device, host):
-        self.store[device] = host.copy()
-
-    def to_host(self, host, device):
-        host[:] = self.store[device][: host.size]
-
-    def synchronize(self):
-        pass
-
-
-def test_io_buffers_cast_check_and_reuse(monkeypatch):
-    memory = StandInMemory()
-    context = StandInContext(memory)
-    buffers = IOBuffers(StandInEngine(), context, memory, "IN", lambda dtype: dtype)
-    assert [i.dtype for i in buffers.inputs] == ["float16"] and [o.dtype for o in buffers.outputs] == ["float32"]
-    assert buffers._host["input_values"].size == 1000 and buffers._host["logits"].size == 400  # sized for max
-    memory.store[context.addresses["logits"]] = np.zeros(400, np.float32)  # typed view of the output allocation
-    for length in (1000, 250):  # reuse across shapes: no new allocations
-        audio = np.linspace(-1, 1, length)  # float64 in: cast to the declared float16
-        buffers.stage_inputs({"input_values": audio[np.newaxis]})
-        assert memory.store[context.addresses["input_values"]].dtype == np.float16
-        context.execute()
-        (logits,) = buffers.fetch_outputs().values()
-        assert logits.shape == (1, length // 10, 4)
-        expected = audio[: length // 10 * 10].astype(np.float16).astype(np.float32).reshape(-1, 10).mean(axis=1)
-        assert np.allclose(logits[0, :, 0], expected, atol=1e-3)
-    assert memory.allocations == 2
-    with pytest.raises(EngineError, match=r"profile takes \(1, 100\) to \(1, 1000\)"):
-        buffers.stage_inputs({"input_values": np.zeros((1, 2000))})
+    profile = shape_profile(onnx_io(tiny_onnx / "model.onnx")["inputs"], dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0)))
+    engine, memory = stand_in_engine(tiny_onnx / "model.onnx", profile.shapes, declared={"input_values": np.float16})
+    assert [(i.name, i.dtype) for i in engine.inputs] == [("input_values", "float16")]
+    assert engine._buffers._host["input_values"].size == 8 * 16000  # sized once, for the profile's max
+    reference = onnxruntime.InferenceSession(str(tiny_onnx / "model.onnx"), providers=["CPUExecutionProvider"])
+    allocations = memory.allocations
+    for seconds in (8, 1, 3.5):  # largest first, then smaller: the same buffers serve every length
+        audio = speech[np.newaxis, : int(seconds * 16000)].astype(np.float64)  # float64 in: cast to the declared fp16
+        (logits,) = engine.run({"input_values": audio}).values()
+        expected = reference.run(None, {"input_values": audio.astype(np.float16).astype(np.float32)})[0]
+        assert logits.shape == expected.shape and np.allclose(logits, expected, atol=1e-4)
+    assert memory.allocations == allocations
+    with pytest.raises(EngineError, match=r"profile takes \(1, 16000\) to \(1, 128000\).*--profile-max-s"):
+        engine.run({"input_values": np.zeros((1, 9 * 16000))})
     with pytest.raises(EngineError, match="missing input 'input_values'"):
-        buffers.stage_inputs({"audio": np.zeros((1, 200))})
+        engine.run({"audio": np.zeros((1, 16000))})
 
 
 def test_check_device_compares_a_models_plans_with_onnxruntime_by_wer(tiny_onnx, tmp_path, monkeypatch, capsys):

@@ -209,3 +209,31 @@ def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tin
     assert profile_batch_limit(json.loads((tiny_whisper_engines / "tiny-whisper-fp32.json").read_text())) is None
     plan_sidecar = {"build": {part: {"profile": check.profile.as_dict()} for part, check in checks.items()}}
     assert profile_batch_limit(plan_sidecar) == 2
+
+
+def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_onnx, tiny_whisper_engines, utterances):
+    """Whisper's three graphs through our TensorRTEngine (buffers sized for the profiles, int64 token ids cast
+    to the int32 TensorRT 8.x declares, a KV cache growing step by step in reused buffers) over stand-in plans
+    that run the graphs with ONNX Runtime: the same tokens as the ONNX Runtime engines, batch of two."""
+    from tensorrt_stand_ins import stand_in_engine
+
+    from engines.onnxruntime_build import onnx_io
+    from engines.profiles import dimension_ranges, shape_profile
+    from engines.sidecar import read_sidecar
+    from runtime import load_recognizer
+    from runtime.whisper import WhisperRecognizer
+
+    sidecar = read_sidecar(tiny_whisper_engines / "tiny-whisper-fp32.json")
+    engines, memories = {}, {}
+    for part in ("encoder", "decoder", "decoder_with_past"):
+        onnx_path = tiny_whisper_onnx / f"{part}_model.onnx"
+        profile = shape_profile(onnx_io(onnx_path)["inputs"], dimension_ranges("whisper", part, tiny_whisper_onnx, (2.0, 6.0), max_batch=2))
+        engines[part], memories[part] = stand_in_engine(onnx_path, profile.shapes)
+    assert dict((i.name, i.dtype) for i in engines["decoder"].inputs)["input_ids"] == "int32"
+    allocations = {part: memory.allocations for part, memory in memories.items()}
+    stand_in = WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar)
+    reference = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    audio = [utterance.load() for utterance in utterances[:2]]
+    tokens = stand_in.generate_batch(audio)
+    assert tokens == reference.generate_batch(audio) and len(tokens[0]) == 22  # up to max_length: the cache's largest shape
+    assert {part: memory.allocations for part, memory in memories.items()} == allocations
