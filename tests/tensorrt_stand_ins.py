@@ -2,8 +2,9 @@
 
 They are not TensorRT: `StandInPlan` offers TensorRT's name-based tensor API over an ONNX graph and a shape
 profile, declaring int64 tensors as int32 as TensorRT 8.x does; `StandInContext` "executes" by running the
-graph with ONNX Runtime on what lies in `StandInDeviceMemory`, raw bytes like device memory. What they check
-is ours: IOBuffers and TensorRTEngine sizing, casting, copying, shaping and reusing buffers on real graphs.
+graph with ONNX Runtime on what lies at the tensors' addresses: in `StandInDeviceMemory` (raw bytes, like device
+memory) or, on a GPU, in real device memory. What they check is ours: IOBuffers and TensorRTEngine sizing,
+casting, copying, shaping and reusing buffers on real graphs.
 """
 
 from __future__ import annotations
@@ -47,10 +48,6 @@ class StandInDeviceMemory:
 
     def synchronize(self) -> None:
         pass
-
-    def read(self, address: int, dtype: np.dtype, shape: tuple) -> np.ndarray:
-        count = int(np.prod(shape))
-        return self.store[address][: count * np.dtype(dtype).itemsize].view(dtype).reshape(shape)
 
 
 def _tensor_dtype(elem_type: int) -> np.dtype:
@@ -98,7 +95,7 @@ class StandInPlan:
 
 class StandInContext:
     """IExecutionContext: input shapes set, output shapes derived from the ONNX's symbolic dims, and
-    execution by ONNX Runtime on the bytes at each tensor's address."""
+    execution by ONNX Runtime on the bytes at each tensor's address (copied out and back on the memory's stream)."""
 
     def __init__(self, plan: StandInPlan, memory: StandInDeviceMemory):
         self.plan, self.memory = plan, memory
@@ -131,20 +128,24 @@ class StandInContext:
         feeds = {}
         for tensor in self.plan.session.get_inputs():
             _, dtype, _ = self.plan.tensors[tensor.name]
-            array = self.memory.read(self.addresses[tensor.name], dtype, self.shapes[tensor.name])
+            array = np.empty(self.shapes[tensor.name], dtype)
+            self.memory.to_host(array, self.addresses[tensor.name])
+            self.memory.synchronize()
             feeds[tensor.name] = array.astype(ONNX_TYPES[tensor.type])
         for name, value in zip([o.name for o in self.plan.session.get_outputs()], self.plan.session.run(None, feeds)):
             _, dtype, _ = self.plan.tensors[name]
             expected = self.get_tensor_shape(name)
             assert value.shape == expected, f"{name}: the graph gave {value.shape}, the shape API said {expected}"
             self.memory.to_device(self.addresses[name], np.ascontiguousarray(value, dtype))
+        self.memory.synchronize()  # the outputs are temporaries: copied before they go
         self.executions += 1
         return True
 
 
-def stand_in_engine(onnx_path: Path, profile: dict[str, tuple], declared: dict[str, np.dtype] | None = None):
-    """Our TensorRTEngine over stand-ins for the plan, its context and CUDA memory; and the memory."""
+def stand_in_engine(onnx_path: Path, profile: dict[str, tuple], declared: dict[str, np.dtype] | None = None, memory=None):
+    """Our TensorRTEngine over a stand-in plan and context, on `memory` (PycudaMemory on a GPU; by default
+    StandInDeviceMemory); and that memory."""
     from runtime.tensorrt_engine import TensorRTEngine
 
-    plan, memory = StandInPlan(onnx_path, profile, declared), StandInDeviceMemory()
+    plan, memory = StandInPlan(onnx_path, profile, declared), memory or StandInDeviceMemory()
     return TensorRTEngine(plan, StandInContext(plan, memory), memory, INPUT, np.dtype, "stand-in"), memory

@@ -1,7 +1,7 @@
 """The TensorRT runtime's buffers on a real GPU through pycuda: allocation, pinned memory, host->device->host
-round trips, reuse across shapes. TensorRT itself is stood in for (no machine here has it): the stand-in
-"executes" by a device-to-device copy. Skipped without pycuda and a CUDA device (always, in CI); run on a
-GPU machine with `python -m pytest tests/test_pycuda_buffers.py`."""
+round trips, reuse across shapes, and our TensorRTEngine running a tiny wav2vec2 on GPU memory. TensorRT
+itself is stood in for (no machine here has it). Skipped without pycuda and a CUDA device (always, in CI);
+run on a GPU machine with `python -m pytest tests/test_pycuda_buffers.py`."""
 
 import numpy as np
 import pytest
@@ -74,3 +74,26 @@ def test_round_trip_and_reuse_on_the_gpu(memory):
         assert copy.shape == (1, length)
         assert np.allclose(copy, audio.astype(np.float16).astype(np.float32))
     assert context.addresses == addresses  # the same device buffers, reused for every shape
+
+
+def test_tensorrt_engine_on_gpu_memory(memory, tiny_onnx, speech):
+    """TensorRTEngine with PycudaMemory: inputs cast to the declared fp16 into pinned buffers, copied to the
+    device, outputs copied back on the stream, the same allocations for every length; the stand-in plan runs
+    the graph with ONNX Runtime on what it copies out of device memory."""
+    import onnxruntime
+    from tensorrt_stand_ins import stand_in_engine
+
+    from engines.onnxruntime_build import onnx_io
+    from engines.profiles import dimension_ranges, shape_profile
+
+    ranges = dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0))
+    profile = shape_profile(onnx_io(tiny_onnx / "model.onnx")["inputs"], ranges)
+    engine, _ = stand_in_engine(tiny_onnx / "model.onnx", profile.shapes, {"input_values": np.float16}, memory=memory)
+    reference = onnxruntime.InferenceSession(str(tiny_onnx / "model.onnx"), providers=["CPUExecutionProvider"])
+    addresses = dict(engine._context.addresses)
+    for seconds in (8, 1, 3.5):
+        audio = speech[np.newaxis, : int(seconds * 16000)]
+        (logits,) = engine.run({"input_values": audio}).values()
+        expected = reference.run(None, {"input_values": audio.astype(np.float16).astype(np.float32)})[0]
+        assert logits.shape == expected.shape and np.allclose(logits, expected, atol=1e-4)
+    assert engine._context.addresses == addresses
