@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.assets import whisper_decoder
+
 Range = tuple[int, int, int]  # min, opt, max
 SAMPLE_RATE = 16_000
 #: Whisper's BPE on read English: 3.85 tokens per second of speech on the 70 LibriSpeech references bundled here.
@@ -56,11 +58,9 @@ def _ctc_ranges(part: str, export_dir: Path, durations_s: Sequence[float], audio
 
 def _whisper_ranges(part: str, export_dir: Path, durations_s: Sequence[float], audio_s: tuple) -> dict[str, Range]:
     """The encoder takes fixed 30 s windows; the first decoder takes the prompt; the cache grows to max_length."""
-    config = json.loads((export_dir / "config.json").read_text())
-    generation = json.loads((export_dir / "generation_config.json").read_text())
-    max_length = generation.get("max_length", config["max_target_positions"])
-    prompt = 4 if generation.get("is_multilingual") else 2  # <|startoftranscript|>[<|en|><|transcribe|>]<|notimestamps|>
-    audio_frames = config["max_source_positions"]
+    settings = whisper_decoder(export_dir)
+    prompt, max_length = len(settings["prompt"]), settings["max_length"]
+    audio_frames = json.loads((export_dir / "config.json").read_text())["max_source_positions"]
     median_s = min(audio_range(durations_s, *audio_s)[1] / SAMPLE_RATE, 30.0)
     typical = prompt + round(median_s * WHISPER_TOKENS_PER_S)
     ranges = {"encoder_sequence_length": (audio_frames, audio_frames, audio_frames)}
