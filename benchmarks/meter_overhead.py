@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from sysfs_fakes import FakeBoard  # noqa: E402
-
 from measure.meters.ina3221 import Ina3221Meter  # noqa: E402
+
+from sysfs_fakes import FakeBoard  # noqa: E402
 
 
 def main() -> None:

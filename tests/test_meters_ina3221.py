@@ -4,10 +4,11 @@ import errno
 import time
 
 import pytest
-from sysfs_fakes import FakeBoard, TraceDriver, sine_trace
 
 from measure.meters import open_meter
 from measure.meters.ina3221 import Ina3221Meter, NoSensorError
+
+from sysfs_fakes import FakeBoard, TraceDriver, sine_trace
 
 RAILS = {
     "orin-nano": {"VDD_IN": 6.0, "VDD_CPU_GPU_CV": 2.5, "VDD_SOC": 1.5},

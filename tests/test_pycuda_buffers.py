@@ -81,10 +81,11 @@ def test_tensorrt_engine_on_gpu_memory(memory, tiny_onnx, speech):
     device, outputs copied back on the stream, the same allocations for every length; the stand-in plan runs
     the graph with ONNX Runtime on what it copies out of device memory."""
     import onnxruntime
-    from tensorrt_stand_ins import stand_in_engine
 
     from engines.onnxruntime_build import onnx_io
     from engines.profiles import dimension_ranges, shape_profile
+
+    from tensorrt_stand_ins import stand_in_engine
 
     ranges = dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0))
     profile = shape_profile(onnx_io(tiny_onnx / "model.onnx")["inputs"], ranges)

@@ -127,6 +127,7 @@ def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
     """Our TensorRTEngine (IOBuffers: sizing for the profile's max, casting to the declared fp16, byte copies,
     output shapes, reuse) over a stand-in plan that runs the tiny wav2vec2 with ONNX Runtime."""
     import onnxruntime
+
     from tensorrt_stand_ins import stand_in_engine
 
     profile = shape_profile(onnx_io(tiny_onnx / "model.onnx")["inputs"], dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0)))

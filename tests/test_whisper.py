@@ -215,13 +215,13 @@ def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_o
     """Whisper's three graphs through our TensorRTEngine (buffers sized for the profiles, int64 token ids cast
     to the int32 TensorRT 8.x declares, a KV cache growing step by step in reused buffers) over stand-in plans
     that run the graphs with ONNX Runtime: the same tokens as the ONNX Runtime engines, batch of two."""
-    from tensorrt_stand_ins import stand_in_engine
-
     from engines.onnxruntime_build import onnx_io
     from engines.profiles import dimension_ranges, shape_profile
     from engines.sidecar import read_sidecar
     from runtime import load_recognizer
     from runtime.whisper import WhisperRecognizer
+
+    from tensorrt_stand_ins import stand_in_engine
 
     sidecar = read_sidecar(tiny_whisper_engines / "tiny-whisper-fp32.json")
     engines, memories = {}, {}
