@@ -53,6 +53,7 @@ class PlanRecipe:
     int8_mode: str | None
     strongly_typed: bool
     calibration_cache: Path
+    pinned_float_nodes: set[str]  # filled during the build: the float nodes found among the network's layers
 
 
 class TensorRTBuilder:
@@ -94,7 +95,7 @@ class TensorRTBuilder:
         profile = shape_profile(onnx_io(source)["inputs"], options.dimensions)
         typed = strongly_typed(version)
         int8_mode = choose_int8_mode(version, options.int8_mode) if variant == "int8" else None
-        onnx_path, details = source, {}
+        onnx_path, details, pinned = source, {}, set()
         if variant == "int8" and int8_mode == "explicit":
             onnx_path = target.with_suffix(".qdq.onnx")
             details.update(quantize_int8(source, onnx_path, calibration, INT8_FORMS["tensorrt"]))
@@ -114,7 +115,7 @@ class TensorRTBuilder:
                 raise ValueError("implicit INT8 needs a calibration stream")
             kept = float_nodes(source, calibration, INT8_FORMS["tensorrt"])
             details.update({"calibration_method": "entropy (IInt8EntropyCalibrator2)", "float_nodes": kept})
-            network = PostprocessNetwork(network, lambda network: self._keep_layers_out_of_int8(network, set(kept)))
+            network = PostprocessNetwork(network, lambda network: self._keep_layers_out_of_int8(network, set(kept), pinned))
             calibrator = Calibrator(list(calibration_batches(calibration, profile)), cache=str(cache),
                                     BaseClass=trt.IInt8EntropyCalibrator2)
         workspace = workspace_bytes(self._free_device_bytes(), options.workspace_fraction)
@@ -129,7 +130,7 @@ class TensorRTBuilder:
             load_timing_cache=str(options.timing_cache) if options.timing_cache and options.timing_cache.is_file() else None,
             profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
         )
-        return PlanRecipe(network, config, profile, onnx_path, details, int8_mode, typed, cache)
+        return PlanRecipe(network, config, profile, onnx_path, details, int8_mode, typed, cache, pinned)
 
     def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
               options: BuildOptions) -> dict:
@@ -143,6 +144,8 @@ class TensorRTBuilder:
         check_precision_counts(variant, counts)
         if recipe.onnx_path != source:
             recipe.onnx_path.unlink(missing_ok=True)
+        if "float_nodes" in recipe.details and recipe.int8_mode == "implicit":
+            recipe.details["float_nodes_pinned"] = sorted(recipe.pinned_float_nodes)  # layer names matched node names
         return {
             **recipe.details,
             "tensorrt": self.version(), **self._device(), "l4t": l4t_release(),
@@ -172,16 +175,19 @@ class TensorRTBuilder:
                     layer.set_output_type(index, trt.float32)
         return network
 
-    def _keep_layers_out_of_int8(self, network, float_layers: set[str]):
+    def _keep_layers_out_of_int8(self, network, float_layers: set[str], pinned: set[str]):
         """Implicit INT8 runs any layer in INT8 where TensorRT finds it faster; only MatMul/Conv may be.
         Norms and softmax stay fp32 (as in fp16 plans); residual Adds, the first conv and the nodes that
-        sensitivity.py finds fragile run in fp16 (layers take their ONNX node's name)."""
+        sensitivity.py finds fragile run in fp16 (layers take their ONNX node's name: those found go into
+        `pinned`, so the sidecar shows any that a TensorRT version named otherwise)."""
         trt = self._trt
         self._pin_fragile_layers_fp32(network)
         floats = (trt.float32, trt.float16)
         for layer in network:
             elementwise = layer.type == trt.LayerType.ELEMENTWISE and all(
                 layer.get_output(index).dtype in floats for index in range(layer.num_outputs))
+            if layer.name in float_layers:
+                pinned.add(layer.name)
             if not layer.precision_is_set and (elementwise or layer.name in float_layers):
                 layer.precision = trt.float16
         return network

@@ -118,8 +118,9 @@ def test_implicit_int8_recipe_calibrates_at_opt(builder_for, tiny_onnx, tmp_path
               StandInLayer("NORMALIZATION", "/wav2vec2/encoder/layer_norm/LayerNormalization"),
               StandInLayer("ELEMENTWISE", "/wav2vec2/encoder/layers.0/Add"), StandInLayer("ELEMENTWISE", "/Equal", dtype="bool"),
               StandInLayer("MATMUL", "/wav2vec2/encoder/layers.0/attention/q_proj/MatMul")]
-    kept = set(recipe.details["float_nodes"])
-    builder._keep_layers_out_of_int8(layers, kept)
+    kept, pinned = set(recipe.details["float_nodes"]), set()
+    builder._keep_layers_out_of_int8(layers, kept, pinned)
+    assert pinned == kept & {layer.name for layer in layers} and first_conv in pinned
     expected = ["float16" if layer.name in kept else None for layer in layers]  # random weights: some are fragile
     expected[:5] = ["float16", expected[1], "float32", "float16", None]  # first conv, norm, residual Add, bool Equal
     assert [layer.precision for layer in layers] == expected
