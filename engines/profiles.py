@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.assets import whisper_decoder
+from engines.onnxruntime_build import onnx_io
 
 Range = tuple[int, int, int]  # min, opt, max
 SAMPLE_RATE = 16_000
@@ -102,3 +103,8 @@ def shape_profile(inputs: Sequence[dict], ranges: dict[str, Range]) -> ShapeProf
                                  f"(known: {', '.join(sorted(ranges))}); name it in engines/profiles.py")
         shapes[tensor["name"]] = tuple(tuple(dim[index] for dim in dims) for index in range(3))
     return ShapeProfile(shapes)
+
+
+def graph_profile(onnx_path: Path, ranges: dict[str, Range]) -> ShapeProfile:
+    """The profile of the ONNX graph at `onnx_path`, its named dimensions given `ranges`."""
+    return shape_profile(onnx_io(onnx_path)["inputs"], ranges)

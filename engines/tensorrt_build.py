@@ -26,8 +26,7 @@ from calibration.stream import CalibrationStream
 from engines.builder import BuilderUnavailable, BuildOptions
 from engines.device import l4t_release
 from engines.float16 import convert_fp16
-from engines.onnxruntime_build import onnx_io
-from engines.profiles import ShapeProfile, shape_profile
+from engines.profiles import ShapeProfile, graph_profile
 from engines.quantize import INT8_FORMS, float_nodes, quantize_int8
 from engines.tensorrt_settings import (
     calibration_batches,
@@ -92,7 +91,7 @@ class TensorRTBuilder:
 
         trt = self._trt
         version = self.version()
-        profile = shape_profile(onnx_io(source)["inputs"], options.dimensions)
+        profile = graph_profile(source, options.dimensions)
         typed = strongly_typed(version)
         int8_mode = choose_int8_mode(version, options.int8_mode) if variant == "int8" else None
         onnx_path, details, pinned = source, {}, set()

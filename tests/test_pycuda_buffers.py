@@ -82,13 +82,12 @@ def test_tensorrt_engine_on_gpu_memory(memory, tiny_onnx, speech):
     the graph with ONNX Runtime on what it copies out of device memory."""
     import onnxruntime
 
-    from engines.onnxruntime_build import onnx_io
-    from engines.profiles import dimension_ranges, shape_profile
+    from engines.profiles import dimension_ranges, graph_profile
 
     from tensorrt_stand_ins import stand_in_engine
 
     ranges = dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0))
-    profile = shape_profile(onnx_io(tiny_onnx / "model.onnx")["inputs"], ranges)
+    profile = graph_profile(tiny_onnx / "model.onnx", ranges)
     engine, _ = stand_in_engine(tiny_onnx / "model.onnx", profile.shapes, {"input_values": np.float16}, memory=memory)
     reference = onnxruntime.InferenceSession(str(tiny_onnx / "model.onnx"), providers=["CPUExecutionProvider"])
     addresses = dict(engine._context.addresses)

@@ -7,8 +7,7 @@ import pytest
 from calibration.features import CTCFrontEnd
 from calibration.stream import CalibrationStream, calibration_stream
 from engines.builder import BuilderUnavailable, make_builder
-from engines.onnxruntime_build import onnx_io
-from engines.profiles import audio_range, dimension_ranges, shape_profile
+from engines.profiles import audio_range, dimension_ranges, graph_profile, shape_profile
 from engines.tensorrt_settings import (
     PrecisionMissing,
     calibration_batches,
@@ -29,7 +28,7 @@ def test_profile_covers_the_dataset(utterances, tiny_onnx):
 
     durations = [soundfile.info(str(u.audio_path)).duration for u in utterances]
     ranges = dimension_ranges("ctc", "model", tiny_onnx, durations)
-    profile = shape_profile(onnx_io(tiny_onnx / "model.onnx")["inputs"], ranges)
+    profile = graph_profile(tiny_onnx / "model.onnx", ranges)
     low, middle, high = profile.shapes["input_values"]
     assert low == (1, round(min(durations) * 16000)) and high == (1, 17 * 16000)
     assert middle == (1, round(float(np.median(durations)) * 16000))
@@ -130,7 +129,7 @@ def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
 
     from tensorrt_stand_ins import stand_in_engine
 
-    profile = shape_profile(onnx_io(tiny_onnx / "model.onnx")["inputs"], dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0)))
+    profile = graph_profile(tiny_onnx / "model.onnx", dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0)))
     engine, memory = stand_in_engine(tiny_onnx / "model.onnx", profile.shapes, declared={"input_values": np.float16})
     assert [(i.name, i.dtype) for i in engine.inputs] == [("input_values", "float16")]
     assert engine._buffers._host["input_values"].size == 8 * 16000  # sized once, for the profile's max

@@ -187,8 +187,7 @@ class ProfileCheck:
 def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tiny_whisper_engines, utterances):
     """A TensorRT plan refuses shapes outside its profile: the profiles made for Whisper's three graphs must
     hold every shape the recognizer feeds them, from the prompt to max_length, at the largest batch."""
-    from engines.onnxruntime_build import onnx_io
-    from engines.profiles import dimension_ranges, shape_profile
+    from engines.profiles import dimension_ranges, graph_profile
     from runtime import load_recognizer
     from runtime.whisper import profile_batch_limit
 
@@ -196,7 +195,7 @@ def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tin
     checks = {}
     for part in ("encoder", "decoder", "decoder_with_past"):
         ranges = dimension_ranges("whisper", part, tiny_whisper_onnx, (2.0, 6.0, 14.0), max_batch=2)
-        profile = shape_profile(onnx_io(tiny_whisper_onnx / f"{part}_model.onnx")["inputs"], ranges)
+        profile = graph_profile(tiny_whisper_onnx / f"{part}_model.onnx", ranges)
         checks[part] = ProfileCheck(getattr(recognizer, part), profile)
         setattr(recognizer, part, checks[part])
     assert checks["encoder"].profile.shapes["input_features"] == ((1, 80, 3000), (1, 80, 3000), (2, 80, 3000))
@@ -215,8 +214,7 @@ def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_o
     """Whisper's three graphs through our TensorRTEngine (buffers sized for the profiles, int64 token ids cast
     to the int32 TensorRT 8.x declares, a KV cache growing step by step in reused buffers) over stand-in plans
     that run the graphs with ONNX Runtime: the same tokens as the ONNX Runtime engines, batch of two."""
-    from engines.onnxruntime_build import onnx_io
-    from engines.profiles import dimension_ranges, shape_profile
+    from engines.profiles import dimension_ranges, graph_profile
     from engines.sidecar import read_sidecar
     from runtime import load_recognizer
     from runtime.whisper import WhisperRecognizer
@@ -227,7 +225,7 @@ def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_o
     engines, memories = {}, {}
     for part in ("encoder", "decoder", "decoder_with_past"):
         onnx_path = tiny_whisper_onnx / f"{part}_model.onnx"
-        profile = shape_profile(onnx_io(onnx_path)["inputs"], dimension_ranges("whisper", part, tiny_whisper_onnx, (2.0, 6.0), max_batch=2))
+        profile = graph_profile(onnx_path, dimension_ranges("whisper", part, tiny_whisper_onnx, (2.0, 6.0), max_batch=2))
         engines[part], memories[part] = stand_in_engine(onnx_path, profile.shapes)
     assert dict((i.name, i.dtype) for i in engines["decoder"].inputs)["input_ids"] == "int32"
     allocations = {part: memory.allocations for part, memory in memories.items()}
