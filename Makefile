@@ -48,7 +48,7 @@ test:
 	$(PYTHON) -m pytest -q
 
 check-device:
-	$(PYTHON) -m engines.check_device $(CHECK_ONNX)
+	$(PYTHON) -m check_device $(CHECK_ONNX)
 
 clean:
 	rm -rf onnx results engines/*.onnx engines/*.plan engines/*.json engines/*.cache

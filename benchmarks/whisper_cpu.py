@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.datasets import load_dataset
-from calibration.features import WhisperFrontEnd
+from common.features import WhisperFrontEnd
 from engines.build import CalibrationSettings, build_engines
 from engines.builder import make_builder
 from export import export_onnx, resolve_model

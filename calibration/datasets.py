@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.audio import load_audio
+from common.audio import load_audio
 
 #: The study's 70 LibriSpeech dev-clean utterances (speaker 3752, chapter 4944, CC BY 4.0), bundled.
 DEFAULT_DATASET = Path(__file__).resolve().parent.parent / "data" / "librispeech-3752-4944"

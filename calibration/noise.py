@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.audio import load_audio
+from common.audio import load_audio
 
 STUDY_PEAK = 0.1
 BABBLE_TALKERS = 4

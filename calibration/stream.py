@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calibration.datasets import Utterance
-from calibration.features import FrontEnd
 from calibration.noise import NoiseMixer, parse_noise
+from common.features import FrontEnd
 
 
 @dataclass

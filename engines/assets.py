@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from calibration.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
+from common.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
 
 
 class AssetsError(ValueError):

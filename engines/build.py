@@ -10,13 +10,13 @@ from pathlib import Path
 
 from calibration.datasets import DEFAULT_DATASET, dataset_fingerprint, load_dataset
 from calibration.stream import CalibrationStream, calibration_stream
+from common.files import publish, sha256_file, staging_dir
+from common.host import host_summary
+from common.processes import in_fresh_process
 from engines.assets import decoder, front_end, graph_parts, read_export
 from engines.builder import PRECISIONS, Builder, BuildOptions, make_builder
-from engines.device import host_summary
-from engines.isolation import in_fresh_process
 from engines.profiles import dimension_ranges
-from engines.sidecar import sha256_file, write_sidecar
-from engines.staging import publish, staging_dir
+from engines.sidecar import write_sidecar
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from calibration.stream import CalibrationStream
+from common.onnx_io import onnx_io
 from engines.builder import BuilderUnavailable, BuildOptions
 from engines.float16 import convert_fp16
 from engines.quantize import INT8_FORMS, quantize_dynamic_int8, quantize_int8
@@ -56,22 +57,3 @@ class OnnxRuntimeBuilder:
         else:
             raise ValueError(f"ONNX Runtime builds fp32, fp16, int8, int8-qdq and int8-dynamic, not {variant!r}")
         return {**details, "io": onnx_io(target)}
-
-
-def onnx_io(path: Path) -> dict:
-    """Input and output names, dtypes and shapes (symbolic dims as names) of an ONNX file."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-
-    def describe(values) -> list[dict]:
-        return [
-            {
-                "name": value.name,
-                "dtype": onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name,
-                "shape": [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim],
-            }
-            for value in values
-        ]
-
-    return {"inputs": describe(graph.input), "outputs": describe(graph.output)}

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.onnx_io import onnx_io
 from engines.assets import whisper_decoder
-from engines.onnxruntime_build import onnx_io
 
 Range = tuple[int, int, int]  # min, opt, max
 SAMPLE_RATE = 16_000

@@ -6,11 +6,10 @@ graph for Whisper). The runtime reads only this file and the engine files: no tr
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-from engines.staging import write_text_atomic
+from common.files import write_text_atomic
 
 SIDECAR_FORMAT = 1
 
@@ -53,11 +52,3 @@ def read_sidecar(path: str | Path) -> dict:
 def write_sidecar(path: Path, data: dict) -> None:
     """Write a sidecar atomically, stamped with the format version."""
     write_text_atomic(path, json.dumps({"format": SIDECAR_FORMAT, **data}, indent=2, default=str) + "\n")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

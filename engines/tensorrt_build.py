@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calibration.stream import CalibrationStream
+from common.host import l4t_release
 from engines.builder import BuilderUnavailable, BuildOptions
-from engines.device import l4t_release
 from engines.float16 import convert_fp16
 from engines.profiles import ShapeProfile, graph_profile
 from engines.quantize import INT8_FORMS, float_nodes, quantize_int8

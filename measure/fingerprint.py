@@ -7,7 +7,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from engines.device import host_summary
+from common.host import host_summary
 
 BACKEND_PACKAGES = ("onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda", "numpy")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from engines.staging import write_text_atomic
+from common.files import write_text_atomic
 from measure import figures
 from measure.results import BenchRow
 from measure.selection import energy_j, filter_rows, latest, memory_mb, pareto_front, pick

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from engines.staging import write_text_atomic
+from common.files import write_text_atomic
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
-from calibration.audio import SAMPLE_RATE, check_rate
-from calibration.features import front_end_from_config
+from common.audio import SAMPLE_RATE, check_rate
+from common.features import front_end_from_config
 from engines.sidecar import read_sidecar
 from runtime.ctc import CTCDecoder
 from runtime.engine import Engine, load_engine

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from calibration.audio import AudioError, load_audio
+from common.audio import AudioError, load_audio
 from engines.sidecar import SidecarError
 from runtime.engine import EngineError
 from runtime.recognizer import load_recognizer

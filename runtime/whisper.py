@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.audio import SAMPLE_RATE, check_rate
-from calibration.features import front_end_from_config
+from common.audio import SAMPLE_RATE, check_rate
+from common.features import front_end_from_config
 from runtime.engine import Engine
 
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."

@@ -7,7 +7,7 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from runtime import bench
+from measure import bench
 
 
 def test_bench_writes_rows_with_finite_wer_and_speed(tiny_engines, tmp_path):
@@ -65,8 +65,8 @@ def test_bench_energy_columns_from_a_fake_orin_nano(tiny_engines, tmp_path):
 
 
 def test_a_hardware_counter_is_the_energy_figure_when_there_is_one():
+    from measure.measurement import _energy_columns
     from measure.meters import Measurement, NoneMeter
-    from runtime.measurement import _energy_columns
 
     window = Measurement("clean", duration_s=4.0, energy_j={"gpu0": 402.0, "total": 402.0}, mean_w=None, samples=80,
                          sample_hz=20.0, reliable=True, counter_energy_j={"gpu0": 400.0, "total": 400.0})

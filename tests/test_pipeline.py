@@ -88,8 +88,8 @@ def test_int8_transformer_matmuls_keep_logits(tiny_onnx, speech, pytorch_logits,
     from dataclasses import replace
 
     from calibration.datasets import load_dataset
-    from calibration.features import CTCFrontEnd
     from calibration.stream import calibration_stream
+    from common.features import CTCFrontEnd
     from engines.quantize import INT8_FORMS, quantize_int8
     from runtime import load_engine
 
@@ -102,7 +102,7 @@ def test_int8_transformer_matmuls_keep_logits(tiny_onnx, speech, pytorch_logits,
 
 
 def _normalised(speech):
-    from calibration.features import CTCFrontEnd
+    from common.features import CTCFrontEnd
 
     return CTCFrontEnd()(speech)["input_values"]
 
@@ -138,7 +138,7 @@ def test_load_engine_reports_backend_and_precision(tiny_engines):
 
 
 def test_in_memory_audio_at_another_rate_or_not_mono_is_refused(tiny_engines):
-    from calibration.audio import AudioError
+    from common.audio import AudioError
 
     recognizer = load_recognizer(tiny_engines / "tiny-fp32.json", threads=1)
     assert isinstance(recognizer.transcribe(np.zeros(16_000, np.float32)), str)

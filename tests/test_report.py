@@ -6,11 +6,10 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from measure import report
+from measure import bench, report
 from measure.results import BenchRow
 from measure.selection import filter_rows, latest, pareto_front, pick
 from measure.store import StoreError, append_rows, load_rows
-from runtime import bench
 
 
 def make_row(engine="m-fp32", **changes) -> BenchRow:

@@ -4,8 +4,8 @@ layer-precision counts, plan compatibility, and the runtime's buffer logic on st
 import numpy as np
 import pytest
 
-from calibration.features import CTCFrontEnd
 from calibration.stream import CalibrationStream, calibration_stream
+from common.features import CTCFrontEnd
 from engines.builder import BuilderUnavailable, make_builder
 from engines.profiles import audio_range, dimension_ranges, graph_profile, shape_profile
 from engines.tensorrt_settings import (
@@ -150,7 +150,7 @@ def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
 def test_check_device_compares_a_models_plans_with_onnxruntime_by_wer(tiny_onnx, tmp_path, monkeypatch, capsys):
     """`make check-device CHECK_ONNX=...` logic, with ONNX Runtime standing in for the TensorRT builder."""
     import engines.builder
-    from engines.check_device import Checks, _check_model
+    from check_device.__main__ import Checks, _check_model
 
     onnxruntime_builder = engines.builder.make_builder("onnxruntime")
     monkeypatch.setattr(engines.builder, "make_builder", lambda backend="auto": onnxruntime_builder)

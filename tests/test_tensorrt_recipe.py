@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("polygraphy")
 
-from calibration.features import CTCFrontEnd  # noqa: E402
 from calibration.stream import calibration_stream  # noqa: E402
+from common.features import CTCFrontEnd  # noqa: E402
 from engines.builder import BuildOptions  # noqa: E402
 from engines.profiles import dimension_ranges  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.features import WhisperFrontEnd, mel_filters
+from common.features import WhisperFrontEnd, mel_filters
 
 SHARED_WHISPER = Path(__file__).resolve().parents[2] / "shared" / "models" / "whisper-tiny.en-hf"
 needs_shared = pytest.mark.skipif(not SHARED_WHISPER.is_dir(), reason=f"no real Whisper weights at {SHARED_WHISPER}")

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from calibration.audio import SAMPLE_RATE
+from common.audio import SAMPLE_RATE
 
 
 class FrontEnd(Protocol):

@@ -1,6 +1,6 @@
 """One engine measured on one dataset: WER clean and noisy, speed, memory and energy -> a BenchRow.
 
-Runs in its own process (see runtime.bench), so load time and peak memory belong to this engine alone.
+Runs in its own process (see measure.bench), so load time and peak memory belong to this engine alone.
 """
 
 from __future__ import annotations

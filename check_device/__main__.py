@@ -1,4 +1,4 @@
-"""`make check-device` (python -m engines.check_device [ONNX_DIR]): verify the TensorRT layer on this machine.
+"""`make check-device` (python -m check_device [ONNX_DIR]): verify the TensorRT layer on this machine.
 
 On a Jetson (or any machine with TensorRT, pycuda and a GPU): builds a small random-weight wav2vec2 at
 fp32, fp16 and int8 as TensorRT plans, runs each on real speech through the pycuda runtime, compares the
@@ -51,7 +51,7 @@ class Checks:
 def main(onnx_dir: Path | None, count: int) -> None:
     """Check TensorRT + pycuda here: a small random wav2vec2 always; ONNX_DIR's model too when given."""
     from calibration.datasets import load_dataset
-    from calibration.features import CTCFrontEnd
+    from common.features import CTCFrontEnd
 
     checks = Checks()
     checks.step("import tensorrt, pycuda, polygraphy", _imports)

@@ -1,0 +1,137 @@
+"""`python -m runtime.bench ENGINE...`: WER (clean and noisy), speed, memory and energy per engine.
+
+Each engine is measured alone in a fresh process, after an idle baseline of the power meter. Rows are
+written to OUT/results.json and OUT/results.csv after every engine, so an interrupted run keeps them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from calibration.datasets import DEFAULT_DATASET, DatasetError, load_dataset
+from calibration.noise import NoiseSpecError, parse_noise
+from common.processes import in_fresh_process
+from engines.sidecar import SidecarError, sidecar_path_for
+from measure.fingerprint import device_fingerprint
+from measure.measurement import BenchSettings, measure_engine
+from measure.memory import system_used_mb
+from measure.meters import METERS, open_meter
+from measure.results import BenchRow, write_results
+from measure.store import DEFAULT_STORE, StoreError, append_rows
+
+TABLE_COLUMNS = (("engine", "{}"), ("precision", "{}"), ("wer_clean", "{:.2f}"), ("wer_noisy", "{:.2f}"),
+                 ("rtfx", "{:.1f}"), ("latency_p50_ms", "{:.0f}"), ("latency_p90_ms", "{:.0f}"),
+                 ("load_s", "{:.2f}"), ("peak_rss_mb", "{:.0f}"), ("energy_j", "{:.1f}"), ("energy_net_j", "{:.1f}"))
+
+
+def measure_baseline(meter_name: str, meter_root: str, sample_hz: float | None, seconds: float) -> tuple[float | None, str]:
+    """Mean idle power (W, total rail) over `seconds`, and the meter's name; None when it has no energy."""
+    meter = open_meter(meter_name, Path(meter_root), sample_hz)
+    if not meter.available or seconds <= 0:
+        return None, meter.name
+    meter.start()
+    try:
+        with meter.window("baseline") as window:
+            time.sleep(seconds)
+    finally:
+        meter.stop()
+    total = window.measurement.total_j
+    return (total / window.measurement.duration_s if total is not None else None), meter.name
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """The rows as an aligned text table of the main columns ("-" where not measured)."""
+    cells = [[name for name, _ in TABLE_COLUMNS]]
+    for row in rows:
+        record = asdict(row)
+        cells.append(["-" if record[name] is None else style.format(record[name]) for name, style in TABLE_COLUMNS])
+    widths = [max(len(line[index]) for line in cells) for index in range(len(TABLE_COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells)
+
+
+@click.command()
+@click.argument("engine_paths", metavar="ENGINE...", nargs=-1, required=True)
+@click.option("--dataset", default=str(DEFAULT_DATASET), show_default=True,
+              help="LibriSpeech-layout folder (*.trans.txt) or JSONL/CSV manifest (audio, text).")
+@click.option("--noise", default="study", show_default=True,
+              help="Noisy condition: study | white:10dB | pink:5dB | brown:5dB | babble:10dB | file:PATH:10dB | none.")
+@click.option("--noise-draws", default=3, show_default=True, help="Seeded noise draws; WER is reported as mean and spread.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--limit", type=int, help="Only the first N utterances.")
+@click.option("--warmup", default=2, show_default=True, help="Utterances transcribed before timing starts.")
+@click.option("--threads", type=int, help="CPU threads for the backend [default: the backend's choice].")
+@click.option("--meter", default="auto", show_default=True, type=click.Choice(METERS), help="Power source.")
+@click.option("--meter-root", default="/", show_default=True, help="Stands in for / when reading sysfs (tests).")
+@click.option("--sample-hz", type=float, help="Power sampling rate [default: the meter's].")
+@click.option("--baseline-s", default=5.0, show_default=True, help="Idle seconds measured before the engines.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Results folder [default: results/<date-time>].")
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite results store every run appends to (python -m measure.report reads it).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: int, seed: int, limit: int | None,
+         warmup: int, threads: int | None, meter: str, meter_root: str, sample_hz: float | None, baseline_s: float,
+         out_dir: Path | None, store: Path, progress: bool) -> None:
+    """Measure each ENGINE (an engine file or its .json sidecar; globs like engines/*.onnx work).
+
+    Columns: wer_clean / wer_noisy (%, Whisper's English normaliser + jiwer corpus WER; noisy is the mean of
+    --noise-draws draws), rtfx (audio s / inference s: features + model + decoding), latency_p50/p90/p99_ms per
+    utterance, load_s (engine load, kept out of rtfx), peak_rss_mb, system_mem_mb (above idle), energy_j
+    (one clean pass, gross) and energy_net_j (minus the idle baseline), j_per_audio_s.
+    """
+    try:
+        sidecars = list(dict.fromkeys(sidecar_path_for(path) for path in engine_paths))
+        load_dataset(dataset)  # bad data or noise: one line now, not one failure per engine later
+        if noise != "none":
+            parse_noise(noise)
+    except (SidecarError, DatasetError, NoiseSpecError) as error:
+        sys.exit(f"bench: {error}")
+    out_dir = out_dir or Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    settings = BenchSettings(dataset=dataset, noise=None if noise == "none" else noise, noise_draws=noise_draws,
+                             seed=seed, limit=limit, warmup=warmup, threads=threads, meter=meter,
+                             meter_root=meter_root, sample_hz=sample_hz, progress=progress)
+    try:
+        baseline_w, meter_name = measure_baseline(meter, meter_root, sample_hz, baseline_s)
+    except OSError as error:
+        sys.exit(f"bench: meter {meter!r}: {error}")
+    energy = f", idle baseline {baseline_w:.2f} W" if baseline_w is not None else ", energy unavailable"
+    click.echo(f"meter: {meter_name}{energy}", err=True)
+    fingerprint = device_fingerprint()
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    rows, failures = [], []
+    for sidecar in sidecars:
+        try:
+            # A fresh process per engine: its load time and memory peak are its own.
+            row = in_fresh_process(measure_engine, str(sidecar), settings, baseline_w, system_used_mb())
+        except KeyboardInterrupt:
+            click.echo(f"bench: interrupted; {len(rows)} finished rows kept in {out_dir}", err=True)
+            sys.exit(130)
+        except Exception as error:  # one broken engine must not lose the others' rows
+            failures.append(f"{sidecar}: {type(error).__name__}: {error}")
+            click.echo(f"bench: {failures[-1]}", err=True)
+            continue
+        row.run_id, row.device_id, row.dataset = run_id, fingerprint["id"], dataset
+        row.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        row.extra["fingerprint"] = fingerprint
+        rows.append(row)
+        write_results(rows, out_dir)
+        try:
+            append_rows([row], store)
+        except StoreError as error:
+            click.echo(f"bench: {error} (the row is in {out_dir})", err=True)
+    if rows:
+        click.echo(format_table(rows))
+        click.echo(f"results: {out_dir / 'results.json'}, {out_dir / 'results.csv'}; appended to {store}", err=True)
+    sys.exit(1 if failures else 0)
+
+
+
+if __name__ == "__main__":
+    main()
