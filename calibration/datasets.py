@@ -66,6 +66,13 @@ def dataset_fingerprint(utterances: list[Utterance]) -> str:
     return digest.hexdigest()
 
 
+def utterance_durations(source: str | Path = DEFAULT_DATASET) -> tuple[float, ...]:
+    """Each utterance's length in seconds, read from the file headers (no decoding)."""
+    import soundfile
+
+    return tuple(soundfile.info(str(utterance.audio_path)).duration for utterance in load_dataset(source))
+
+
 def _librispeech_folder(folder: Path) -> list[Utterance]:
     utterances = []
     for transcript in sorted(folder.rglob("*.trans.txt")):

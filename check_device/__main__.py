@@ -20,6 +20,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from common.variants import Variant
+
 MINIMUM_SQNR_DB = {"fp32": 40.0, "fp16": 25.0}  # TF32 off: fp32 agrees to rounding; fp16 ~11 bits per op
 #: WER points a plan may add to ONNX Runtime fp32 on the same utterances (int8 on a CPU: +0.2 on Whisper tiny.en).
 MAXIMUM_WER_INCREASE = {"fp32": 0.5, "fp16": 1.0, "int8": 3.0}
@@ -76,7 +78,7 @@ def main(onnx_dir: Path | None, count: int) -> None:
         plan = work / "engines" / sidecar["files"]["model"]
 
         def compare(precision=precision, plan=plan, sidecar=sidecar):
-            engine = load_engine(plan, precision=precision)
+            engine = load_engine(plan, variant=Variant(precision))
             output = engine.run(feeds)["logits"]
             again = engine.run({"input_values": feeds["input_values"][:, : 4 * 16000]})["logits"]  # buffers reused
             counts = sidecar["build"]["model"]["layer_precisions"]
@@ -164,7 +166,7 @@ def _meter(work: Path, feeds) -> str:
     meter = open_meter("auto")
     if not meter.available:
         raise RuntimeError(meter.reason)
-    engine = load_engine(work / "engines" / "check-fp16.plan", precision="fp16")
+    engine = load_engine(work / "engines" / "check-fp16.plan", variant=Variant.FP16)
     meter.start()
     with meter.window("fp16 loop") as window:
         deadline = time.monotonic() + 3

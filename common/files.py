@@ -10,16 +10,43 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+STAGING_PREFIX = ".staging-"
+
 
 @contextmanager
 def staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A scratch folder inside `out_dir` (same filesystem, so renames are atomic), always removed after."""
+    """A scratch folder inside `out_dir` (same filesystem, so renames are atomic), always removed after.
+
+    Its name carries this process's id: staging folders of processes that no longer run (a build killed
+    with SIGKILL, or by the out-of-memory killer) are removed here, those of builds still running are not."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    remove_abandoned_staging(out_dir)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
     try:
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_abandoned_staging(out_dir: Path) -> list[Path]:
+    """Remove the staging folders in `out_dir` whose process is gone; return them."""
+    removed = []
+    for folder in out_dir.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name.removeprefix(STAGING_PREFIX).split("-")[0]
+        if folder.is_dir() and not (pid.isdigit() and _running(int(pid))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def publish(files: list[Path], out_dir: Path) -> list[Path]:

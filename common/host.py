@@ -38,3 +38,20 @@ def host_summary() -> dict:
         "python": platform.python_version(),
         "l4t": l4t_release(),
     }
+
+
+def gpu_identity() -> dict:
+    """What decides whether a TensorRT plan built on one GPU runs on another: name, compute capability,
+    multiprocessor count and total memory (every Orin module is called "Orin"; these tell an Orin Nano
+    4 GB, an Orin Nano 8 GB and an Orin NX apart). Needs pycuda and a CUDA device."""
+    import pycuda.autoprimaryctx  # noqa: F401  (the primary context TensorRT shares)
+    import pycuda.driver as cuda
+
+    device = cuda.Context.get_device()
+    major, minor = device.compute_capability()
+    return {
+        "gpu": device.name(),
+        "compute_capability": f"{major}.{minor}",
+        "multiprocessors": device.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT),
+        "gpu_memory_mb": device.total_memory() // 2**20,
+    }

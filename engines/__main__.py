@@ -9,16 +9,18 @@ import click
 
 from calibration.datasets import DEFAULT_DATASET, DatasetError
 from calibration.noise import NoiseSpecError
+from common.variants import PRECISIONS
 from engines.assets import AssetsError
-from engines.build import CalibrationSettings, build_engines, dataset_durations
-from engines.builder import BUILDERS, PRECISIONS, BuilderUnavailable, BuildOptions, make_builder
+from engines.build import CalibrationSettings, build_engines
+from engines.builder import BUILDERS, BuilderUnavailable, make_builder
+from engines.tensorrt_options import TensorRTOptions
 from engines.tensorrt_settings import PrecisionMissing
 
 
 @click.command()
 @click.argument("onnx_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", default="engines", show_default=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--precisions", default=" ".join(PRECISIONS), show_default=True, help="Space-separated: fp32 fp16 int8.")
+@click.option("--precisions", default=" ".join(map(str, PRECISIONS)), show_default=True, help="Space-separated: fp32 fp16 int8.")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", *BUILDERS]),
               help="auto: TensorRT plans when `import tensorrt` works, else ONNX Runtime models.")
 @click.option("--calibration-dataset", default=str(DEFAULT_DATASET), show_default=True,
@@ -36,10 +38,12 @@ from engines.tensorrt_settings import PrecisionMissing
 @click.option("--max-batch", default=1, show_default=True,
               help="TensorRT profile: largest batch (Whisper decodes up to this many 30 s windows at once).")
 @click.option("--workspace-fraction", default=0.5, show_default=True, help="TensorRT workspace: share of free memory.")
+@click.option("--strict-int8", is_flag=True,
+              help="TensorRT: fail an int8 plan whose layers show no INT8 kernel (default: warn and note it in the sidecar).")
 def main(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibration_dataset: str,
          calibration_count: int, calibration_noisy: float, calibration_noise: str, calibration_seed: int,
          calibration_length: float | None, int8_mode: str, profile_min_s: float | None, profile_opt_s: float | None,
-         profile_max_s: float | None, max_batch: int, workspace_fraction: float) -> None:
+         profile_max_s: float | None, max_batch: int, workspace_fraction: float, strict_int8: bool) -> None:
     """Build engines from ONNX_DIR (made by `python -m export`) into OUT as <model>-<precision>.<ext> + .json.
 
     INT8 is entropy-calibrated on one stream of clean and noisy utterances. With ONNX Runtime, int8 yields
@@ -47,12 +51,12 @@ def main(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibrati
     """
     settings = CalibrationSettings(Path(calibration_dataset), calibration_count, calibration_noisy,
                                    calibration_noise, calibration_seed, calibration_length)
+    tensorrt = TensorRTOptions(profile_dataset=Path(calibration_dataset), profile_s=(profile_min_s, profile_opt_s, profile_max_s),
+                               max_batch=max_batch, int8_mode=int8_mode, workspace_fraction=workspace_fraction,
+                               timing_cache=out_dir / "timing.cache", strict_int8=strict_int8)
     try:
-        options = BuildOptions(durations_s=dataset_durations(Path(calibration_dataset)),
-                               profile_s=(profile_min_s, profile_opt_s, profile_max_s), int8_mode=int8_mode,
-                               max_batch=max_batch, workspace_fraction=workspace_fraction, timing_cache=out_dir / "timing.cache")
-        builder = make_builder(backend)
-        sidecars = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings, options=options)
+        builder = make_builder(backend, tensorrt)
+        sidecars = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings)
     except (AssetsError, BuilderUnavailable, DatasetError, NoiseSpecError, PrecisionMissing, ValueError) as error:
         sys.exit(f"engines: {error}")
     for sidecar in sidecars:

@@ -10,19 +10,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.audio import SAMPLE_RATE
 from common.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
 
 
 class AssetsError(ValueError):
     """The export folder lacks a file the engines need."""
-
-
-def read_export(onnx_dir: Path) -> dict:
-    """The export report (`export.json`) that `python -m export` wrote."""
-    try:
-        return json.loads((onnx_dir / "export.json").read_text())
-    except FileNotFoundError:
-        raise AssetsError(f"{onnx_dir}: no export.json; make it with `python -m export MODEL --out {onnx_dir}`") from None
 
 
 @dataclass(frozen=True)
@@ -33,6 +26,35 @@ class GraphPart:
     name: str
     file: str
     calibrated: bool = True
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """An export folder read once: the graphs engines are built from, and what the runtime needs besides them."""
+
+    dir: Path
+    name: str
+    source: str
+    family: str
+    parts: tuple[GraphPart, ...]
+    front_end: FrontEnd
+    decoder: dict
+
+
+def read_exported_model(onnx_dir: Path) -> ExportedModel:
+    """The model exported in `onnx_dir` by `python -m export` (AssetsError if a file is missing)."""
+    export = read_export(onnx_dir)
+    family = export["family"]
+    return ExportedModel(onnx_dir, export["model"], export["source"], family, graph_parts(export),
+                         front_end(onnx_dir, family), decoder(onnx_dir, family))
+
+
+def read_export(onnx_dir: Path) -> dict:
+    """The export report (`export.json`) that `python -m export` wrote."""
+    try:
+        return json.loads((onnx_dir / "export.json").read_text())
+    except FileNotFoundError:
+        raise AssetsError(f"{onnx_dir}: no export.json; make it with `python -m export MODEL --out {onnx_dir}`") from None
 
 
 #: Whisper's decoders take no calibration stream: their inputs are tokens and a KV cache, not audio.
@@ -53,8 +75,8 @@ def graph_parts(export: dict) -> tuple[GraphPart, ...]:
 def front_end(onnx_dir: Path, family: str) -> FrontEnd:
     """The model's front end, as its processor config says."""
     config = _json(onnx_dir, "preprocessor_config.json")
-    if config.get("sampling_rate", 16_000) != 16_000:
-        raise AssetsError(f"{onnx_dir}: the model expects {config['sampling_rate']} Hz audio; the pipeline feeds 16 kHz")
+    if config.get("sampling_rate", SAMPLE_RATE) != SAMPLE_RATE:
+        raise AssetsError(f"{onnx_dir}: the model expects {config['sampling_rate']} Hz audio; the pipeline feeds {SAMPLE_RATE} Hz")
     if family == "whisper":
         return WhisperFrontEnd(num_mel_bins=config.get("feature_size", 80), n_fft=config.get("n_fft", 400),
                                hop_length=config.get("hop_length", 160), chunk_s=config.get("chunk_length", 30))

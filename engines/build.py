@@ -1,10 +1,11 @@
-"""Export folder -> engines: one sidecar and its engine files per precision variant, written atomically."""
+"""Export folder -> engines: one sidecar and its engine files per variant, each engine published whole or not at all."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,9 +14,9 @@ from calibration.stream import CalibrationStream, calibration_stream
 from common.files import publish, sha256_file, staging_dir
 from common.host import host_summary
 from common.processes import in_fresh_process
-from engines.assets import decoder, front_end, graph_parts, read_export
-from engines.builder import PRECISIONS, Builder, BuildOptions, make_builder
-from engines.profiles import dimension_ranges
+from common.variants import PRECISIONS, Precision, Variant
+from engines.assets import ExportedModel, read_exported_model
+from engines.builder import Builder, GraphJob
 from engines.sidecar import write_sidecar
 
 
@@ -35,10 +36,9 @@ def build_engines(
     onnx_dir: str | Path,
     out_dir: str | Path,
     builder: Builder,
-    precisions: Sequence[str] = PRECISIONS,
+    precisions: Sequence[Precision | str] = PRECISIONS,
     calibration: CalibrationSettings = CalibrationSettings(),
     progress: bool = True,
-    options: BuildOptions | None = None,
 ) -> list[Path]:
     """Build every precision of the model exported in `onnx_dir`; return the sidecar paths written.
 
@@ -47,99 +47,86 @@ def build_engines(
     """
     from tqdm import tqdm
 
-    onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
-    unknown = [precision for precision in precisions if precision not in PRECISIONS]
-    if unknown:
-        raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(PRECISIONS)}")
-    options = options or BuildOptions(durations_s=dataset_durations(calibration.dataset), timing_cache=out_dir / "timing.cache")
-    export = read_export(onnx_dir)
-    parts = graph_parts(export)
-    family = export["family"]
-    model_front_end = front_end(onnx_dir, family)
-    model_decoder = decoder(onnx_dir, family)
-    common = {
-        "model": export["model"],
-        "source": export["source"],
-        "family": family,
-        "backend": builder.backend,
-        "backend_version": builder.version(),
-        "source_onnx": {part.name: {"file": part.file, "sha256": sha256_file(onnx_dir / part.file)} for part in parts},
-        "front_end": model_front_end.config(),
-    }
-    variants = [(precision, variant) for precision in precisions for variant in builder.variants(precision)]
+    out_dir = Path(out_dir)
+    variants = [variant for precision in map(Precision.parse, precisions) for variant in builder.variants(precision)]
+    model = read_exported_model(Path(onnx_dir))
     stream: CalibrationStream | None = None
     written = []
-    for precision, variant in tqdm(variants, desc=f"{export['model']} engines", disable=not progress, unit="engine"):
-        calibrated = builder.needs_calibration(variant)
-        if calibrated and stream is None:
-            stream = _calibration(calibration, model_front_end)
-        stem = f"{export['model']}-{variant}"
-        with staging_dir(out_dir) as scratch:
-            started = time.perf_counter()
-            files, details = {}, {}
-            for part in parts:
-                part_variant = builder.part_variant(variant, part.calibrated)
-                target = scratch / (f"{stem}{builder.suffix}" if len(parts) == 1 else f"{stem}.{part.name}{builder.suffix}")
-                part_options = replace(options, dimensions=dimension_ranges(
-                    family, part.name, onnx_dir, options.durations_s, options.profile_s, options.max_batch))
-                arguments = (onnx_dir / part.file, target, part_variant, stream if part.calibrated and calibrated else None, part_options)
-                if builder.isolate_builds:
-                    details[part.name] = in_fresh_process(_build_here, builder.backend, *arguments)
-                else:
-                    details[part.name] = builder.build(*arguments)
-                details[part.name]["variant"] = part_variant
-                files[part.name] = target.name
-            assets = _stage_assets(onnx_dir, model_decoder, scratch, stem)
-            sidecar = scratch / f"{stem}.json"
-            write_sidecar(sidecar, {
-                "engine": stem,
-                "precision": precision,
-                "variant": variant,
-                **common,
-                "decoder": assets,
-                "files": files,
-                "io": {part: detail.pop("io") for part, detail in details.items()},
-                "build": details,
-                "calibration": {**stream.description, "sha256": stream.sha256} if calibrated else None,
-                "build_s": round(time.perf_counter() - started, 2),
-                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "host": host_summary(),
-            })
-            extra = [scratch / assets["tokenizer"]] if "tokenizer" in assets else []
-            publish([scratch / name for name in files.values()] + extra + [sidecar], out_dir)
-        written.append(out_dir / sidecar.name)
+    for variant in tqdm(variants, desc=f"{model.name} engines", disable=not progress, unit="engine"):
+        if variant.calibrated and stream is None:
+            stream = make_calibration_stream(calibration, model)
+        written.append(build_engine(model, variant, builder, stream if variant.calibrated else None, out_dir))
     return written
 
 
-def _stage_assets(onnx_dir: Path, model_decoder: dict, scratch: Path, stem: str) -> dict:
+def build_engine(model: ExportedModel, variant: Variant, builder: Builder, stream: CalibrationStream | None,
+                 out_dir: Path) -> Path:
+    """One engine: each graph built in staging, the assets and the sidecar beside them, then all published."""
+    stem = f"{model.name}-{variant}"
+    with staging_dir(out_dir) as scratch:
+        started = time.perf_counter()
+        files, details, extra = {}, {}, []
+        for part in model.parts:
+            name = f"{stem}{builder.suffix}" if len(model.parts) == 1 else f"{stem}.{part.name}{builder.suffix}"
+            part_variant = builder.part_variant(variant, part)
+            job = GraphJob(model.dir, model.family, part, part_variant, scratch / name,
+                           stream if part.calibrated else None, out_dir)
+            details[part.name] = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
+            details[part.name]["variant"] = part_variant
+            extra += [scratch / file for file in details[part.name].pop("extra_files", [])]
+            files[part.name] = name
+        decoder = _stage_decoder_assets(model, scratch, stem)
+        extra += [scratch / decoder["tokenizer"]] if "tokenizer" in decoder else []
+        sidecar = scratch / f"{stem}.json"
+        write_sidecar(sidecar, _sidecar(model, variant, builder, stem, files, details, decoder, stream, started))
+        publish([scratch / name for name in files.values()] + extra + [sidecar], out_dir)
+    return out_dir / sidecar.name
+
+
+def _sidecar(model: ExportedModel, variant: Variant, builder: Builder, stem: str, files: dict, details: dict,
+             decoder: dict, stream: CalibrationStream | None, started: float) -> dict:
+    return {
+        "engine": stem,
+        "model": model.name,
+        "source": model.source,
+        "family": model.family,
+        "precision": variant.precision,
+        "variant": variant,
+        "backend": builder.backend,
+        "backend_version": builder.version(),
+        "source_onnx": {part.name: {"file": part.file, "sha256": sha256_file(model.dir / part.file)} for part in model.parts},
+        "front_end": model.front_end.config(),
+        "decoder": decoder,
+        "files": files,
+        "io": {part: detail.pop("io") for part, detail in details.items()},
+        "build": details,
+        "calibration": {**stream.description, "sha256": stream.sha256} if stream is not None else None,
+        "build_s": round(time.perf_counter() - started, 2),
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": host_summary(),
+    }
+
+
+def _stage_decoder_assets(model: ExportedModel, scratch: Path, stem: str) -> dict:
     """Copy the files the decoder needs (Whisper's tokenizer.json) beside the engine; return its settings."""
-    import shutil
-
-    if "tokenizer" not in model_decoder:
-        return model_decoder
+    if "tokenizer" not in model.decoder:
+        return model.decoder
     name = f"{stem}.tokenizer.json"
-    shutil.copyfile(onnx_dir / model_decoder["tokenizer"], scratch / name)
-    return {**model_decoder, "tokenizer": name}
+    shutil.copyfile(model.dir / model.decoder["tokenizer"], scratch / name)
+    return {**model.decoder, "tokenizer": name}
 
 
-def _build_here(backend: str, *arguments) -> dict:
-    return make_builder(backend).build(*arguments)
+def _build(builder: Builder, job: GraphJob) -> dict:
+    return builder.build(job)
 
 
-def dataset_durations(dataset: Path) -> tuple[float, ...]:
-    """Utterance lengths in seconds, read from the file headers (no decoding)."""
-    import soundfile
-
-    return tuple(soundfile.info(str(utterance.audio_path)).duration for utterance in load_dataset(dataset))
-
-
-def _calibration(settings: CalibrationSettings, model_front_end) -> CalibrationStream:
+def make_calibration_stream(settings: CalibrationSettings, model: ExportedModel) -> CalibrationStream:
+    """The calibration stream `settings` describe, in `model`'s front end, with the dataset it came from."""
     utterances = load_dataset(settings.dataset)
     stream = calibration_stream(
-        utterances, model_front_end, count=settings.count, noisy_fraction=settings.noisy_fraction,
+        utterances, model.front_end, count=settings.count, noisy_fraction=settings.noisy_fraction,
         noise=settings.noise, seed=settings.seed, length_s=settings.length_s,
     )
     stream.description["dataset"] = str(settings.dataset)
     stream.description["dataset_sha256"] = dataset_fingerprint(utterances)
     return stream
-

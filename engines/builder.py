@@ -1,34 +1,36 @@
-"""The builder protocol: one ONNX graph in, one engine file out. One implementation per backend."""
+"""The builder protocol: one graph of one engine in, one engine file out. One implementation per backend."""
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from calibration.stream import CalibrationStream
-
-PRECISIONS = ("fp32", "fp16", "int8")
-
-#: backend name -> "module:Class". A new backend is a new line here and a new file, nothing else.
-BUILDERS = {
-    "tensorrt": "engines.tensorrt_build:TensorRTBuilder",
-    "onnxruntime": "engines.onnxruntime_build:OnnxRuntimeBuilder",
-}
+from common.variants import Precision, Variant
+from engines.assets import GraphPart
+from engines.tensorrt_options import TensorRTOptions
 
 
 @dataclass(frozen=True)
-class BuildOptions:
-    """What a backend with static shapes or several INT8 paths needs; backends ignore what they do not use."""
+class GraphJob:
+    """One ONNX graph of an exported model, to be built as `variant` into `target` (inside a staging folder).
 
-    durations_s: tuple[float, ...] = ()  # the dataset's utterance lengths: the shape profile covers them
-    profile_s: tuple[float | None, float | None, float | None] = (None, None, None)  # min/opt/max overrides
-    max_batch: int = 1  # largest batch an engine takes (TensorRT profiles; ONNX Runtime takes any)
-    dimensions: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # per graph, set by build_engines
-    int8_mode: str = "auto"  # TensorRT: implicit (calibrator) | explicit (Q/DQ ONNX) | auto by version
-    workspace_fraction: float = 0.5  # of free device memory
-    timing_cache: Path | None = None
+    `published_dir` is where the finished engine will appear: a backend may reuse what an earlier build of
+    the same inputs left there (TensorRT's calibration cache)."""
+
+    export_dir: Path
+    family: str
+    part: GraphPart
+    variant: Variant
+    target: Path
+    calibration: CalibrationStream | None
+    published_dir: Path
+
+    @property
+    def source(self) -> Path:
+        return self.export_dir / self.part.file
 
 
 class BuilderUnavailable(RuntimeError):
@@ -38,36 +40,52 @@ class BuilderUnavailable(RuntimeError):
 class Builder(Protocol):
     backend: str
     suffix: str  # engine file ending: ".onnx", ".plan"
-    isolate_builds: bool  # build each engine in a fresh process, so its memory is returned (8 GB boards)
+    isolate_builds: bool  # build each graph in a fresh process, so its memory is returned (8 GB boards)
 
     def version(self) -> str: ...
 
-    def variants(self, precision: str) -> list[str]:
+    def variants(self, precision: Precision) -> list[Variant]:
         """The engines one precision yields (ONNX Runtime's int8 gives `int8` and `int8-qdq`)."""
         ...
 
-    def needs_calibration(self, variant: str) -> bool: ...
-
-    def part_variant(self, variant: str, calibrated: bool) -> str:
-        """What a graph of an engine is built as: parts that take no calibration (Whisper's decoders) get
-        the backend's choice for them in int8 engines."""
+    def part_variant(self, variant: Variant, part: GraphPart) -> Variant:
+        """What a graph of a `variant` engine is built as: graphs that take no calibration (Whisper's
+        decoders) get the backend's choice for them in int8 engines."""
         ...
 
-    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
-              options: BuildOptions) -> dict:
-        """Write `target` from `source`; return details for the sidecar, with `io` (inputs/outputs) among them."""
+    def build(self, job: GraphJob) -> dict:
+        """Write `job.target`; return details for the sidecar, with `io` (inputs/outputs) among them.
+        Extra files written beside the target are named in `extra_files` and published with it."""
         ...
 
 
-def make_builder(backend: str = "auto") -> Builder:
-    """The builder for `backend`; `auto` takes TensorRT when `import tensorrt` works, else ONNX Runtime."""
+def _onnxruntime(tensorrt: TensorRTOptions) -> Builder:
+    from engines.onnxruntime_build import OnnxRuntimeBuilder
+
+    return OnnxRuntimeBuilder()
+
+
+def _tensorrt(tensorrt: TensorRTOptions) -> Builder:
+    from engines.tensorrt_build import TensorRTBuilder
+
+    return TensorRTBuilder(tensorrt)
+
+
+#: backend name -> its factory, best first (what `auto` tries). A new backend is a new line here and a new file.
+BUILDERS: dict[str, Callable[[TensorRTOptions], Builder]] = {"tensorrt": _tensorrt, "onnxruntime": _onnxruntime}
+
+
+def make_builder(backend: str = "auto", tensorrt: TensorRTOptions | None = None) -> Builder:
+    """The builder for `backend`; `auto` takes TensorRT when `import tensorrt` works, else ONNX Runtime.
+    `tensorrt` holds the options only TensorRT reads (profiles, INT8 path, workspace, caches)."""
+    tensorrt = tensorrt or TensorRTOptions()
     if backend == "auto":
         for name in BUILDERS:
             try:
-                return make_builder(name)
+                return make_builder(name, tensorrt)
             except BuilderUnavailable:
                 continue
+        raise BuilderUnavailable("neither TensorRT nor ONNX Runtime is installed: pip install 'asr-engines[cpu]'")
     if backend not in BUILDERS:
         raise BuilderUnavailable(f"unknown backend {backend!r}; choose from auto, {', '.join(BUILDERS)}")
-    module_name, class_name = BUILDERS[backend].split(":")
-    return getattr(importlib.import_module(module_name), class_name)()
+    return BUILDERS[backend](tensorrt)

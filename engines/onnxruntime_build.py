@@ -1,4 +1,4 @@
-"""ONNX Runtime engines: ONNX files prepared per precision (CPU here; CUDA/TensorRT providers on a GPU)."""
+"""ONNX Runtime engines: ONNX files prepared per variant (CPU here; CUDA/TensorRT providers on a GPU)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,26 @@ from pathlib import Path
 
 from calibration.stream import CalibrationStream
 from common.onnx_io import onnx_io
-from engines.builder import BuilderUnavailable, BuildOptions
+from common.variants import Precision, Variant
+from engines.assets import GraphPart
+from engines.builder import BuilderUnavailable, GraphJob
 from engines.float16 import convert_fp16
 from engines.quantize import INT8_FORMS, quantize_dynamic_int8, quantize_int8
+
+
+def _copy(source: Path, target: Path, stream: CalibrationStream | None) -> dict:
+    shutil.copyfile(source, target)
+    return {}
+
+
+#: variant -> how its file is made from the exported graph.
+RECIPES = {
+    Variant.FP32: _copy,
+    Variant.FP16: lambda source, target, stream: convert_fp16(source, target),
+    Variant.INT8: lambda source, target, stream: quantize_int8(source, target, stream, INT8_FORMS["cpu"]),
+    Variant.INT8_QDQ: lambda source, target, stream: quantize_int8(source, target, stream, INT8_FORMS["tensorrt"]),
+    Variant.INT8_DYNAMIC: lambda source, target, stream: quantize_dynamic_int8(source, target),
+}
 
 
 class OnnxRuntimeBuilder:
@@ -23,37 +40,22 @@ class OnnxRuntimeBuilder:
         try:
             import onnxruntime
         except ImportError:
-            raise BuilderUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
+            raise BuilderUnavailable("onnxruntime is not installed: pip install 'asr-engines[cpu]'") from None
         self._version = onnxruntime.__version__
 
     def version(self) -> str:
         return self._version
 
-    def variants(self, precision: str) -> list[str]:
-        return ["int8", "int8-qdq"] if precision == "int8" else [precision]
+    def variants(self, precision: Precision) -> list[Variant]:
+        return [Variant.INT8, Variant.INT8_QDQ] if precision == Precision.INT8 else [Variant(precision.value)]
 
-    def needs_calibration(self, variant: str) -> bool:
-        return variant.startswith("int8")
-
-    def part_variant(self, variant: str, calibrated: bool) -> str:
+    def part_variant(self, variant: Variant, part: GraphPart) -> Variant:
         # Decoders in the CPU int8 engine: int8 weights, activations quantized per call (no calibration
         # range to clip their outliers); next to the TensorRT Q/DQ file they stay fp32.
-        if calibrated or not variant.startswith("int8"):
+        if part.calibrated or not variant.calibrated:
             return variant
-        return "int8-dynamic" if variant == "int8" else "fp32"
+        return Variant.INT8_DYNAMIC if variant == Variant.INT8 else Variant.FP32
 
-    def build(self, source: Path, target: Path, variant: str, calibration: CalibrationStream | None,
-              options: BuildOptions | None = None) -> dict:
-        if variant == "fp32":
-            shutil.copyfile(source, target)
-            details = {}
-        elif variant == "fp16":
-            details = convert_fp16(source, target)
-        elif variant == "int8-dynamic":
-            details = quantize_dynamic_int8(source, target)
-        elif variant in ("int8", "int8-qdq"):
-            form = INT8_FORMS["cpu" if variant == "int8" else "tensorrt"]
-            details = quantize_int8(source, target, calibration, form)
-        else:
-            raise ValueError(f"ONNX Runtime builds fp32, fp16, int8, int8-qdq and int8-dynamic, not {variant!r}")
-        return {**details, "io": onnx_io(target)}
+    def build(self, job: GraphJob) -> dict:
+        details = RECIPES[job.variant](job.source, job.target, job.calibration)
+        return {**details, "io": onnx_io(job.target)}

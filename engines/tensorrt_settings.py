@@ -1,19 +1,22 @@
-"""The decisions around a TensorRT build that need no TensorRT: INT8 path, workspace, calibration batches
-and cache, layer-precision counts (shape profiles are in profiles.py). Kept apart so they are tested everywhere."""
+"""The decisions around a TensorRT build that need no TensorRT: versions, INT8 path, workspace, calibration
+batches, and reading the engine inspector's JSON (shape profiles are in profiles.py). Kept apart so they are
+tested everywhere."""
 
 from __future__ import annotations
 
-import struct
+import re
 from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
 
 from calibration.stream import CalibrationStream
+from common.variants import Precision, Variant
 from engines.profiles import ShapeProfile
 
 
 def version_tuple(version: str) -> tuple[int, int]:
+    """(major, minor) of a TensorRT version string."""
     major, minor = (version.split(".") + ["0"])[:2]
     return int(major), int(minor)
 
@@ -66,54 +69,81 @@ def calibration_batches(stream: CalibrationStream, profile: ShapeProfile) -> Ite
         yield batch
 
 
-def parse_calibration_cache(text: str) -> tuple[str, dict[str, float]]:
-    """A TensorRT calibration cache: header (`TRT-8501-EntropyCalibration2`) and scale per tensor.
-
-    Each line after the header is `tensor: <big-endian float32 in hex>`.
-    """
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or not lines[0].startswith("TRT-"):
-        raise ValueError("not a TensorRT calibration cache (no TRT- header)")
-    scales = {}
-    for line in lines[1:]:
-        name, _, hex_value = line.rpartition(":")
-        scales[name.strip()] = struct.unpack(">f", bytes.fromhex(hex_value.strip()))[0]
-    return lines[0], scales
+#: TensorRT 8.5's ONNX parser has no LayerNormalization, which every opset-17 export here uses.
+MINIMUM_TENSORRT = (8, 6)
+#: Engine layers that move or reshape data: they say nothing about the arithmetic precision that ran.
+_DATA_MOVEMENT = re.compile(r"reformat|noop|no_op|shape|constant|copy|signal|wait", re.IGNORECASE)
+#: What an INT8 kernel's tactic name contains (implicit GEMM/conv kernels: i8i8, imma, int8).
+_INT8_TACTIC = re.compile(r"i8i8|imma|int8|_i8_|i8f32|i8f16", re.IGNORECASE)
+_DATATYPES = {"int8": Precision.INT8, "fp16": Precision.FP16, "half": Precision.FP16,
+              "fp32": Precision.FP32, "float": Precision.FP32}
 
 
-def format_calibration_cache(header: str, scales: dict[str, float]) -> str:
-    return header + "\n" + "".join(f"{name}: {struct.pack('>f', scale).hex()}\n" for name, scale in scales.items())
+def tensor_precision(tensor: dict) -> str:
+    """int8, fp16, fp32 or other, from a layer input/output of the inspector's JSON: `Format/Datatype` up to
+    10.x ("Row major linear FP32", "Channel major INT8 format where channel % 32 == 0"), `DataType` beside
+    `Format` from 11 ("Float", "Half", "Int8")."""
+    text = str(tensor.get("DataType") or tensor.get("Format/Datatype") or "").lower()
+    for word, precision in _DATATYPES.items():
+        if re.search(rf"\b{word}\b", text):
+            return str(precision)
+    return "other"
+
+
+def _moves_data(layer: dict) -> bool:
+    return bool(_DATA_MOVEMENT.search(str(layer.get("LayerType", "")))) or "reformat" in str(layer.get("Name", "")).lower()
+
+
+def _fused(layer: dict) -> bool:
+    """A Myelin region (8.6 prints it as one ForeignNode): many ops, its kernels not listed."""
+    described = " ".join(str(layer.get(key, "")) for key in ("LayerType", "ParameterType", "Name")).lower()
+    return "foreignnode" in described or "myelin" in described
 
 
 def count_layer_precisions(inspector: dict) -> dict[str, int]:
-    """Layers per precision from TensorRT's engine inspector JSON (DETAILED verbosity): each layer counts
-    at the precision of its first output (int8, fp16, fp32, other)."""
+    """Layers per precision from TensorRT's engine inspector JSON (DETAILED verbosity).
+
+    A layer counts at the precision of its first input, as TensorRT's engine explorer counts it (an INT8
+    GEMM often outputs fp16 or fp32); reformat, shape and no-op layers count as `data movement`; fused
+    regions that 8.6 shows as one ForeignNode count as `fused`."""
     counts: Counter[str] = Counter()
     for layer in inspector.get("Layers", []):
-        if isinstance(layer, str):
-            counts["unknown"] += 1
-            continue
-        outputs = layer.get("Outputs") or [{}]
-        fmt = str(outputs[0].get("Format/Datatype", "")).lower()
-        if "int8" in fmt:
-            counts["int8"] += 1
-        elif "fp16" in fmt or "half" in fmt:
-            counts["fp16"] += 1
-        elif "fp32" in fmt or "float" in fmt:
-            counts["fp32"] += 1
+        if not isinstance(layer, dict):
+            counts["unknown"] += 1  # names only: the plan was not built with DETAILED verbosity
+        elif _moves_data(layer):
+            counts["data movement"] += 1
+        elif _fused(layer) and not _INT8_TACTIC.search(str(layer.get("TacticName", ""))):
+            counts["fused"] += 1
         else:
-            counts["other"] += 1
+            inputs = layer.get("Inputs") or [{}]
+            precision = tensor_precision(inputs[0])
+            counts[str(Precision.INT8) if _INT8_TACTIC.search(str(layer.get("TacticName", ""))) else precision] += 1
     return dict(counts)
 
 
 class PrecisionMissing(RuntimeError):
-    """A build that asked for a precision and got no layer running at it."""
+    """An INT8 build whose layers show no INT8 kernel (with strict checking)."""
 
 
-def check_precision_counts(asked: str, counts: dict[str, int]) -> None:
-    """Say loudly when an INT8 or FP16 build has no layer at that precision (an FP16 engine named INT8)."""
-    if asked in ("int8", "fp16") and counts.get(asked, 0) == 0:
-        raise PrecisionMissing(
-            f"asked for {asked} but the engine runs 0 of {sum(counts.values())} layers at {asked} ({counts}); "
-            "it would be a higher-precision engine under a lower-precision name"
-        )
+def check_int8_ran(variant: Variant, inspector: dict, strict: bool = False) -> str:
+    """Whether an int8 plan runs INT8 kernels: "" when it does (or was not asked to), else a warning.
+
+    Judged by each compute layer's input formats and tactic name, never by its first output (INT8 GEMMs and
+    convs often output fp16/fp32). Fused regions that hide their kernels only make the answer unknown. With
+    `strict` a plan with no INT8 evidence raises PrecisionMissing: it would be an fp16 engine under an int8 name."""
+    if variant.precision != Precision.INT8:
+        return ""
+    counts = count_layer_precisions(inspector)
+    if counts.get("int8", 0):
+        return ""
+    if counts.get("fused", 0) or counts.get("unknown", 0):
+        note = (f"no layer shows an INT8 kernel, but {counts.get('fused', 0) + counts.get('unknown', 0)} fused or "
+                "undescribed regions hide theirs: check the plan's speed against the fp16 plan")
+    else:
+        note = f"0 of {sum(counts.values())} layers run INT8 ({counts}): this is a higher-precision plan under an int8 name"
+    if strict:
+        raise PrecisionMissing(note)
+    import warnings
+
+    warnings.warn(f"int8 plan: {note}", stacklevel=2)
+    return f"warning: {note}"

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common.variants import Variant
 from measure.results import BenchRow
 from measure.selection import energy_j, memory_mb
-
-PRECISION_ORDER = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -64,11 +63,12 @@ def wer_clean_noisy(rows: list[BenchRow], path: Path) -> Figure:
     return _save(fig, path, [ax])
 
 
-def _by_model_and_precision(rows: list[BenchRow], value: Callable[[BenchRow], float | None]) -> tuple[list[str], dict]:
+def _by_model_and_variant(rows: list[BenchRow], value: Callable[[BenchRow], float | None]) -> tuple[list[str], dict]:
+    """Models along the axis, one bar per variant (int8 and int8-qdq are different engines)."""
     models = sorted({row.model for row in rows})
-    precisions = [p for p in PRECISION_ORDER if any(row.precision == p for row in rows)]
-    table = {p: [next((value(r) for r in rows if r.model == m and r.precision == p and r.variant == p), None)
-                 for m in models] for p in precisions}
+    variants = [variant for variant in Variant if any(row.variant == variant for row in rows)]
+    table = {str(variant): [next((value(r) for r in rows if r.model == m and r.variant == variant), None) for m in models]
+             for variant in variants}
     return models, table
 
 
@@ -76,7 +76,7 @@ def energy_per_precision(rows: list[BenchRow], path: Path) -> Figure:
     """Fig. 5: energy of one clean pass over the dataset, per model and precision (net of idle where measured)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    models, table = _by_model_and_precision(rows, energy_j)
+    models, table = _by_model_and_variant(rows, energy_j)
     _bars(ax, models, table, "energy J")
     ax.set_title("Energy per precision (one clean pass)")
     return _save(fig, path, [ax])
@@ -86,9 +86,9 @@ def speed_and_memory(rows: list[BenchRow], path: Path) -> Figure:
     """Fig. 7: RTF (inference s / audio s) and peak memory per model and precision."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    models, rtf = _by_model_and_precision(rows, lambda row: 1.0 / row.rtfx)
+    models, rtf = _by_model_and_variant(rows, lambda row: 1.0 / row.rtfx)
     _bars(left, models, rtf, "RTF")
-    models, memory = _by_model_and_precision(rows, memory_mb)
+    models, memory = _by_model_and_variant(rows, memory_mb)
     _bars(right, models, memory, "memory MB")
     left.set_title("Real-time factor (lower is faster)")
     right.set_title("Peak memory")

@@ -80,7 +80,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
     inference_s = float(np.sum(latencies))
     return BenchRow(
         engine=recognizer.name, model=recognizer.sidecar["model"], backend=recognizer.backend,
-        precision=recognizer.precision, variant=recognizer.sidecar.get("variant", recognizer.precision),
+        precision=recognizer.precision, variant=recognizer.variant,
         device=recognizer.device, threads=settings.threads, utterances=len(audio), audio_s=round(audio_s, 3),
         wer_clean=corpus_wer(references, hypotheses).wer,
         wer_noisy=float(np.mean(noisy_wers)) if noisy_wers else None,

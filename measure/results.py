@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from common.files import write_text_atomic
+from common.variants import Precision, Variant
 
 
 @dataclass
@@ -19,8 +20,8 @@ class BenchRow:
     engine: str
     model: str
     backend: str
-    precision: str
-    variant: str
+    precision: Precision
+    variant: Variant
     device: str
     threads: int | None
     utterances: int
@@ -77,9 +78,6 @@ def write_results(rows: list[BenchRow], out_dir: Path) -> None:
 def row_from_record(record: dict) -> BenchRow:
     """A BenchRow from its dict form (fields added by later versions are ignored)."""
     names = {item.name for item in fields(BenchRow)}
-    return BenchRow(**{key: value for key, value in record.items() if key in names})
-
-
-def read_results(path: Path) -> list[BenchRow]:
-    """Rows back from a `results.json`."""
-    return [row_from_record(record) for record in json.loads(Path(path).read_text())]
+    row = BenchRow(**{key: value for key, value in record.items() if key in names})
+    row.precision, row.variant = Precision(row.precision), Variant(row.variant)
+    return row

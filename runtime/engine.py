@@ -6,19 +6,14 @@ BACKENDS and one more file, never a branch in the callers.
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-#: file ending -> "module:function" that loads it.
-BACKENDS = {
-    ".onnx": "runtime.onnxruntime_engine:load_onnxruntime_engine",
-    ".plan": "runtime.tensorrt_engine:load_tensorrt_engine",
-    ".engine": "runtime.tensorrt_engine:load_tensorrt_engine",
-}
+from common.variants import Variant
 
 
 class EngineError(RuntimeError):
@@ -39,7 +34,7 @@ class Engine(Protocol):
 
     backend: str  # "onnxruntime", "tensorrt"
     device: str  # "cpu", "cuda:0 NVIDIA Orin", ...
-    precision: str  # "fp32", "fp16", "int8" (from the sidecar; "unknown" without one)
+    variant: Variant | None  # what the graph was built as (from the sidecar; None without one)
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
 
@@ -48,7 +43,23 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-def load_engine(path: str | Path, precision: str = "unknown", threads: int | None = None,
+def _onnxruntime(path: Path, **settings) -> Engine:
+    from runtime.onnxruntime_engine import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(path, **settings)
+
+
+def _tensorrt(path: Path, **settings) -> Engine:
+    from runtime.tensorrt_engine import load_tensorrt_engine
+
+    return load_tensorrt_engine(path, **settings)
+
+
+#: file ending -> the loader of its backend. A new backend is one more line here and one more file.
+BACKENDS: dict[str, Callable[..., Engine]] = {".onnx": _onnxruntime, ".plan": _tensorrt, ".engine": _tensorrt}
+
+
+def load_engine(path: str | Path, variant: Variant | None = None, threads: int | None = None,
                 takes_turns: bool = False) -> Engine:
     """Load one engine file (`.onnx` with ONNX Runtime, `.plan`/`.engine` with TensorRT).
 
@@ -60,6 +71,4 @@ def load_engine(path: str | Path, precision: str = "unknown", threads: int | Non
         raise EngineError(f"{path}: no such engine file")
     if path.suffix not in BACKENDS:
         raise EngineError(f"{path}: unknown engine type {path.suffix!r}; expected one of {', '.join(BACKENDS)}")
-    module_name, function_name = BACKENDS[path.suffix].split(":")
-    loader = getattr(importlib.import_module(module_name), function_name)
-    return loader(path, precision=precision, threads=threads, takes_turns=takes_turns)
+    return BACKENDS[path.suffix](path, variant=variant, threads=threads, takes_turns=takes_turns)

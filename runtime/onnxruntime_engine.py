@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.variants import Variant
 from runtime.engine import EngineError, TensorInfo
 
 _NUMPY_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
@@ -19,7 +20,7 @@ class OnnxRuntimeEngine:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, precision: str = "unknown", threads: int | None = None,
+    def __init__(self, path: Path, variant: Variant | None = None, threads: int | None = None,
                  providers: list[str] | None = None, takes_turns: bool = False):
         import onnxruntime
 
@@ -38,7 +39,7 @@ class OnnxRuntimeEngine:
             self._session = onnxruntime.InferenceSession(str(path), options, providers=chosen)
         except Exception as error:  # onnxruntime raises its own untyped errors for bad files
             raise EngineError(f"{path}: ONNX Runtime cannot load it ({str(error).splitlines()[0]})") from None
-        self.precision = precision
+        self.variant = variant
         provider = self._session.get_providers()[0]
         self.device = "cpu" if provider == "CPUExecutionProvider" else provider.removesuffix("ExecutionProvider").lower()
         self.inputs = [_info(arg) for arg in self._session.get_inputs()]
@@ -51,11 +52,6 @@ class OnnxRuntimeEngine:
 
     def close(self) -> None:
         self._session = None
-
-
-def load_onnxruntime_engine(path: Path, precision: str = "unknown", threads: int | None = None,
-                            takes_turns: bool = False) -> OnnxRuntimeEngine:
-    return OnnxRuntimeEngine(path, precision=precision, threads=threads, takes_turns=takes_turns)
 
 
 def _info(arg) -> TensorInfo:

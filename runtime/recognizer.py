@@ -9,18 +9,20 @@ import numpy as np
 
 from common.audio import SAMPLE_RATE, check_rate
 from common.features import front_end_from_config
+from common.variants import Precision, Variant
 from engines.sidecar import read_sidecar
 from runtime.ctc import CTCDecoder
 from runtime.engine import Engine, load_engine
 
 
 class Recognizer(Protocol):
-    """Transcribes 16 kHz mono float32 audio. `name`, `backend`, `device`, `precision` describe it."""
+    """Transcribes 16 kHz mono float32 audio. `name`, `backend`, `device`, `precision`, `variant` describe it."""
 
     name: str
     backend: str
     device: str
-    precision: str
+    precision: Precision
+    variant: Variant
     sidecar: dict
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
@@ -41,7 +43,8 @@ class CTCRecognizer:
         self.engine = engine
         self.sidecar = sidecar
         self.name = sidecar["engine"]
-        self.backend, self.device, self.precision = engine.backend, engine.device, sidecar["precision"]
+        self.backend, self.device = engine.backend, engine.device
+        self.precision, self.variant = Precision(sidecar["precision"]), Variant(sidecar["variant"])
         self._front_end = front_end_from_config(sidecar["front_end"])
         decoder = dict(sidecar["decoder"])
         decoder.pop("kind")
@@ -82,8 +85,8 @@ def load_recognizer(path: str | Path, threads: int | None = None) -> Recognizer:
     if sidecar["family"] not in RECOGNIZERS:
         raise ValueError(f"{path}: no recognizer for model family {sidecar['family']!r}")
     engines = {
-        part: load_engine(folder / name, precision=sidecar["build"].get(part, {}).get("variant", sidecar["precision"]),
-                          threads=threads, takes_turns=len(sidecar["files"]) > 1)
+        part: load_engine(folder / name, variant=Variant(sidecar["build"][part]["variant"]), threads=threads,
+                          takes_turns=len(sidecar["files"]) > 1)
         for part, name in sidecar["files"].items()
     }
     return RECOGNIZERS[sidecar["family"]](engines, sidecar)

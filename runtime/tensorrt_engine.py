@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.variants import Variant
 from engines.sidecar import read_sidecar
 from runtime.engine import EngineError, TensorInfo
 
@@ -120,11 +121,11 @@ class TensorRTEngine:
 
     backend = "tensorrt"
 
-    def __init__(self, engine, context, memory, input_mode, nptype, device: str, precision: str = "unknown"):
+    def __init__(self, engine, context, memory, input_mode, nptype, device: str, variant: Variant | None = None):
         self._engine, self._context, self._memory = engine, context, memory
         self._buffers = IOBuffers(engine, context, memory, input_mode, nptype)
         self.inputs, self.outputs = self._buffers.inputs, self._buffers.outputs
-        self.device, self.precision = device, precision
+        self.device, self.variant = device, variant
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._buffers.stage_inputs(feeds)
@@ -139,7 +140,7 @@ class TensorRTEngine:
         self._engine = None
 
 
-def load_tensorrt_engine(path: Path, precision: str = "unknown", threads: int | None = None,
+def load_tensorrt_engine(path: Path, variant: Variant | None = None, threads: int | None = None,
                          takes_turns: bool = False) -> TensorRTEngine:
     """Deserialize a plan built here for this GPU. `threads` and `takes_turns` are ignored: TensorRT runs on the GPU."""
     try:
@@ -156,4 +157,4 @@ def load_tensorrt_engine(path: Path, precision: str = "unknown", threads: int | 
     if engine is None:
         raise EngineError(f"{path}: TensorRT {trt.__version__} could not deserialize it; rebuild it here")
     return TensorRTEngine(engine, engine.create_execution_context(), memory, trt.TensorIOMode.INPUT, trt.nptype,
-                          f"cuda:0 {gpu}", precision)
+                          f"cuda:0 {gpu}", variant)

@@ -13,6 +13,7 @@ import numpy as np
 
 from common.audio import SAMPLE_RATE, check_rate
 from common.features import front_end_from_config
+from common.variants import Precision, Variant
 from runtime.engine import Engine
 
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
@@ -33,7 +34,8 @@ class WhisperRecognizer:
         self.encoder, self.decoder, self.decoder_with_past = encoder, decoder, decoder_with_past
         self.sidecar = sidecar
         self.name = sidecar["engine"]
-        self.backend, self.device, self.precision = encoder.backend, encoder.device, sidecar["precision"]
+        self.backend, self.device = encoder.backend, encoder.device
+        self.precision, self.variant = Precision(sidecar["precision"]), Variant(sidecar["variant"])
         self._front_end = front_end_from_config(sidecar["front_end"])
         settings = sidecar["decoder"]
         self._tokenizer = Tokenizer.from_file(str(Path(sidecar["_dir"]) / settings["tokenizer"]))
@@ -42,7 +44,7 @@ class WhisperRecognizer:
         self._suppress = np.asarray(settings["suppress_tokens"], np.int64)
         self._begin_suppress = np.asarray(settings["begin_suppress_tokens"], np.int64)
         self._max_length = settings["max_length"]
-        self._window = int(self._front_end.chunk_s * 16_000)
+        self._window = int(self._front_end.chunk_s * SAMPLE_RATE)
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
         self.max_batch = profile_batch_limit(sidecar)
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from common.variants import Variant
 from engines.sidecar import read_sidecar
 from runtime import load_engine, load_recognizer
 
@@ -132,8 +133,8 @@ def test_qdq_engine_is_symmetric_int8(tiny_engines):
 
 
 def test_load_engine_reports_backend_and_precision(tiny_engines):
-    engine = load_engine(tiny_engines / "tiny-fp16.onnx", precision="fp16")
-    assert (engine.backend, engine.device, engine.precision) == ("onnxruntime", "cpu", "fp16")
+    engine = load_engine(tiny_engines / "tiny-fp16.onnx", variant=Variant.FP16)
+    assert (engine.backend, engine.device, engine.variant) == ("onnxruntime", "cpu", Variant.FP16)
     assert engine.inputs[0].dtype == "float32"  # fp16 engines keep fp32 IO
 
 

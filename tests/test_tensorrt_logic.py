@@ -1,21 +1,23 @@
 """Everything around TensorRT that runs without it: profile, INT8 path, calibration batches and cache,
 layer-precision counts, plan compatibility, and the runtime's buffer logic on stand-ins."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from calibration.stream import CalibrationStream, calibration_stream
 from common.features import CTCFrontEnd
+from common.variants import Variant
 from engines.builder import BuilderUnavailable, make_builder
 from engines.profiles import audio_range, dimension_ranges, graph_profile, shape_profile
 from engines.tensorrt_settings import (
     PrecisionMissing,
     calibration_batches,
-    check_precision_counts,
+    check_int8_ran,
     choose_int8_mode,
     count_layer_precisions,
-    format_calibration_cache,
-    parse_calibration_cache,
     strongly_typed,
     workspace_bytes,
 )
@@ -78,30 +80,39 @@ def test_calibration_batches_are_at_opt_shape(utterances):
         next(calibration_batches(CalibrationStream([{"input_values": np.ones((1, 1, 100))}]), profile))
 
 
-def test_calibration_cache_round_trip():
-    text = "TRT-8502-EntropyCalibration2\ninput_values: 3c010a14\n/conv/Conv_output_0: 3d4ccccd\n"
-    header, scales = parse_calibration_cache(text)
-    assert header == "TRT-8502-EntropyCalibration2" and scales["/conv/Conv_output_0"] == pytest.approx(0.05)
-    assert format_calibration_cache(header, scales) == text
-    with pytest.raises(ValueError, match="TRT- header"):
-        parse_calibration_cache("not a cache")
+INSPECTOR_FIXTURES = Path(__file__).parent / "fixtures" / "inspector"
 
 
-INSPECTOR = {"Layers": [
-    {"Name": "conv", "Outputs": [{"Format/Datatype": "Channel major INT8 format where channel % 32 == 0"}]},
-    {"Name": "matmul", "Outputs": [{"Format/Datatype": "Row major linear Int8 format"}]},
-    {"Name": "ln", "Outputs": [{"Format/Datatype": "Row major linear FP32 format"}]},
-    {"Name": "gelu", "Outputs": [{"Format/Datatype": "Row major linear FP16 format"}]},
-]}
+def inspector(name: str) -> dict:
+    return json.loads((INSPECTOR_FIXTURES / name).read_text())
 
 
-def test_layer_precisions_are_counted_and_a_fake_int8_engine_fails():
-    counts = count_layer_precisions(INSPECTOR)
-    assert counts == {"int8": 2, "fp32": 1, "fp16": 1}
-    check_precision_counts("int8", counts)
-    fp16_only = count_layer_precisions({"Layers": INSPECTOR["Layers"][2:]})
-    with pytest.raises(PrecisionMissing, match="0 of 2 layers at int8"):
-        check_precision_counts("int8", fp16_only)
+@pytest.mark.parametrize(("fixture", "expected"), [
+    # 8.6: one int8 conv; the reformat apart; the first conv fp16 (kept out of int8); the Myelin region fused
+    ("tensorrt-8.6-int8.json", {"int8": 1, "fp16": 1, "data movement": 1, "fused": 1}),
+    # 10.x: int8 conv and GEMM judged by their inputs and tactics although they output fp16/fp32
+    ("tensorrt-10-int8.json", {"int8": 2, "fp16": 2, "fp32": 2, "data movement": 1}),
+    # 11: the same plan with Format/Datatype split into DataType and Format
+    ("tensorrt-11-int8.json", {"int8": 2, "fp16": 2, "fp32": 2, "data movement": 1}),
+    ("tensorrt-10-fp16-named-int8.json", {"fp16": 4, "fp32": 2, "data movement": 1}),
+])
+def test_layer_precisions_by_input_and_tactic(fixture, expected):
+    assert count_layer_precisions(inspector(fixture)) == expected
+
+
+def test_int8_check_warns_or_fails_only_without_int8_kernels():
+    for good in ("tensorrt-8.6-int8.json", "tensorrt-10-int8.json", "tensorrt-11-int8.json"):
+        assert check_int8_ran(Variant.INT8, inspector(good), strict=True) == ""
+    fake = inspector("tensorrt-10-fp16-named-int8.json")
+    assert check_int8_ran(Variant.FP16, fake, strict=True) == ""  # not asked for int8
+    with pytest.warns(UserWarning, match="0 of 7 layers run INT8"):
+        note = check_int8_ran(Variant.INT8, fake)
+    assert note.startswith("warning: 0 of 7 layers run INT8") and "under an int8 name" in note
+    with pytest.raises(PrecisionMissing, match="0 of 7 layers run INT8"):
+        check_int8_ran(Variant.INT8, fake, strict=True)
+    fused_only = {"Layers": [layer for layer in inspector("tensorrt-8.6-int8.json")["Layers"] if "Myelin" in layer["LayerType"]]}
+    with pytest.warns(UserWarning, match="fused or undescribed regions hide theirs"):
+        assert "check the plan's speed" in check_int8_ran(Variant.INT8, fused_only)
 
 
 def test_plans_from_another_version_or_gpu_are_refused(tmp_path):
