@@ -50,5 +50,6 @@ test:
 check-device:
 	$(PYTHON) -m check_device $(CHECK_ONNX)
 
+# Everything the targets above write (the .gitignore lists the same).
 clean:
-	rm -rf onnx results engines/*.onnx engines/*.plan engines/*.json engines/*.cache
+	rm -rf onnx results reports .cache engines/*-fp32* engines/*-fp16* engines/*-int8* engines/timing.cache engines/.staging-*

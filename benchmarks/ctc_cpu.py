@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.datasets import load_dataset
+from common.audio import SAMPLE_RATE
 from common.features import CTCFrontEnd
 from engines.build import CalibrationSettings, build_engines
 from engines.builder import make_builder
@@ -32,7 +33,7 @@ def rtfx(transcribe, audio: list[np.ndarray]) -> float:
     started = time.perf_counter()
     for samples in audio:
         transcribe(samples)
-    return sum(len(samples) for samples in audio) / 16_000 / (time.perf_counter() - started)
+    return sum(len(samples) for samples in audio) / SAMPLE_RATE / (time.perf_counter() - started)
 
 
 def pytorch_transcriber(checkpoint: str, decoder: CTCDecoder, threads: int):
@@ -64,7 +65,7 @@ def main() -> None:
     if not (engines_dir / f"{source.name}-int8.json").is_file():
         build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), calibration=CalibrationSettings(count=32))
     audio = [utterance.load() for utterance in load_dataset()[: args.limit]]
-    print(f"{len(audio)} utterances, {sum(map(len, audio)) / 16000:.1f} s of audio, {args.threads} threads")
+    print(f"{len(audio)} utterances, {sum(map(len, audio)) / SAMPLE_RATE:.1f} s of audio, {args.threads} threads")
 
     results = {}
     for variant in ("fp32", "fp16", "int8"):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.datasets import load_dataset
+from common.audio import SAMPLE_RATE
 from common.features import WhisperFrontEnd
 from engines.build import CalibrationSettings, build_engines
 from engines.builder import make_builder
@@ -47,7 +48,7 @@ def transformers_system(model_dir: Path, threads: int):
     model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
 
     def transcribe(samples: np.ndarray) -> str:
-        features = processor(samples, sampling_rate=16_000, return_tensors="pt").input_features
+        features = processor(samples, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
         with torch.inference_mode():
             ids = model.generate(features, num_beams=1, do_sample=False)
         return processor.batch_decode(ids, skip_special_tokens=True)[0]
@@ -90,7 +91,7 @@ def main() -> None:
         build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), ["fp32", "fp16", "int8"], CalibrationSettings(count=32))
     utterances = load_dataset()[: args.limit]
     audio, references = [u.load() for u in utterances], [u.text for u in utterances]
-    audio_s = sum(map(len, audio)) / 16_000
+    audio_s = sum(map(len, audio)) / SAMPLE_RATE
     print(f"{len(audio)} utterances, {audio_s:.1f} s of audio, {args.threads} threads")
 
     systems = {}

@@ -10,7 +10,8 @@ import numpy as np
 
 from calibration.datasets import DEFAULT_DATASET, DatasetError, load_dataset
 from calibration.download import SHA256, DownloadError, download_librispeech
-from calibration.noise import NoiseMixer, NoiseSpecError, parse_noise
+from calibration.noise import NOISE_HELP, NoiseMixer, NoiseSpecError, noisy_draw, parse_noise
+from common.audio import SAMPLE_RATE
 
 
 @click.group()
@@ -31,7 +32,7 @@ def download(split: str, destination: str) -> None:
 
 @main.command()
 @click.option("--dataset", default=str(DEFAULT_DATASET), show_default=True)
-@click.option("--noise", default="study", show_default=True, help="study | white:10dB | pink:5dB | babble:10dB | ...")
+@click.option("--noise", default="study", show_default=True, help=NOISE_HELP)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def noisy(dataset: str, noise: str, seed: int, out_dir: Path) -> None:
@@ -46,10 +47,10 @@ def noisy(dataset: str, noise: str, seed: int, out_dir: Path) -> None:
         sys.exit(f"calibration: {error}")
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, utterance in enumerate(utterances):
-        samples = mixer.add(audio[utterance.id], np.random.default_rng([seed, 0, index]), utterance.id)
-        soundfile.write(out_dir / f"{utterance.id}.flac", np.clip(samples, -1, 1), 16_000)
+        samples = mixer.add(audio[utterance.id], noisy_draw(seed, 0, index), utterance.id)
+        soundfile.write(out_dir / f"{utterance.id}.flac", np.clip(samples, -1, 1), SAMPLE_RATE)
     (out_dir / "noisy.trans.txt").write_text("".join(f"{u.id} {u.text}\n" for u in utterances))
-    click.echo(f"{len(utterances)} utterances with {noise} noise (seed {seed}) -> {out_dir}")
+    click.echo(f"{len(utterances)} utterances with {mixer.spec} noise (seed {seed}) -> {out_dir}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
 """Seeded noise: the study's fixed-level preset and SNR-controlled white, pink, brown, babble or file noise.
 
-Spec strings (the bench's `--noise`): `study`, `white:10dB`, `pink:5dB`, `brown:0dB`, `babble:10dB`,
-`file:PATH:10dB`. `study` reproduces arXiv 2405.01004's noisy set: white noise of fixed amplitude drawn
-uniformly from [-0.1, 0.1] of full scale (standard deviation 0.1/sqrt(3) = 0.0577), added whatever the
-speech level, so the SNR varies per utterance (about 1 to 9 dB on the bundled set). The others scale the
-noise so that 10*log10(P_speech / P_noise) over the whole utterance equals the target exactly.
+Spec strings (the bench's `--noise`) are listed in NOISE_KINDS, the one table of noise kinds. `study`
+reproduces arXiv 2405.01004's noisy set: white noise of fixed amplitude drawn uniformly from [-0.1, 0.1] of
+full scale (standard deviation 0.1/sqrt(3) = 0.0577), added whatever the speech level, so the SNR varies per
+utterance (about 1 to 9 dB on the bundled set). The others scale the noise so that
+10*log10(P_speech / P_noise) over the whole utterance equals the target exactly.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,6 @@ from common.audio import load_audio
 
 STUDY_PEAK = 0.1
 BABBLE_TALKERS = 4
-_SNR_KINDS = ("white", "pink", "brown", "babble", "file")
 
 
 class NoiseSpecError(ValueError):
@@ -44,20 +43,25 @@ class NoiseSpec:
 
 
 def parse_noise(text: str) -> NoiseSpec:
-    """Parse a spec string such as `study`, `white:10dB` or `file:noise.wav:5dB`."""
+    """Parse a spec string such as `study`, `white:10dB`, `white:10 dB` or `file:noise.wav:5dB`; `str()` of
+    the result is its one canonical text (what result rows and the store carry)."""
+    text = text.strip()
     if text == "study":
         return NoiseSpec("study")
     kind, _, rest = text.partition(":")
-    path = None
+    path_text = ""
     if kind == "file":
         path_text, _, rest = rest.rpartition(":")
-        path = Path(path_text)
-    match = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*(?:dB)?", rest, flags=re.IGNORECASE)
-    if kind not in _SNR_KINDS or match is None or (kind == "file" and not path_text):
-        raise NoiseSpecError(
-            f"bad noise spec {text!r}: use study, white:10dB, pink:5dB, brown:5dB, babble:10dB or file:PATH:10dB"
-        )
-    return NoiseSpec(kind, float(match.group(1)), path)
+    match = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*(?:dB)?", rest.strip(), flags=re.IGNORECASE)
+    if kind not in NOISE_KINDS or kind == "study" or match is None or (kind == "file" and not path_text):
+        raise NoiseSpecError(f"bad noise spec {text!r}: use {NOISE_HELP}")
+    return NoiseSpec(kind, float(match.group(1)), Path(path_text) if path_text else None)
+
+
+def noisy_draw(seed: int, draw: int, index: int) -> np.random.Generator:
+    """The random stream for noise draw `draw` of utterance `index`: the bench's draws and the files
+    `python -m calibration noisy --seed` writes are the same noise."""
+    return np.random.default_rng([seed, draw, index])
 
 
 def snr_db(speech: np.ndarray, noise: np.ndarray) -> float:
@@ -78,9 +82,9 @@ class NoiseMixer:
     def noise_for(self, speech: np.ndarray, rng: np.random.Generator, utterance_id: str | None = None) -> np.ndarray:
         """The noise (float32, same length as `speech`) that `add` would mix in."""
         length = len(speech)
-        if self.spec.kind == "study":
-            return rng.uniform(-STUDY_PEAK, STUDY_PEAK, length).astype(np.float32)
         raw = self._raw_noise(length, rng, utterance_id)
+        if self.spec.snr_db is None:  # fixed level, whatever the speech
+            return raw.astype(np.float32)
         speech_power = np.mean(np.square(speech, dtype=np.float64))
         noise_power = np.mean(np.square(raw, dtype=np.float64))
         if speech_power == 0 or noise_power == 0:
@@ -93,11 +97,9 @@ class NoiseMixer:
         return speech + self.noise_for(speech, rng, utterance_id)
 
     def _raw_noise(self, length: int, rng: np.random.Generator, utterance_id: str | None) -> np.ndarray:
-        kind = self.spec.kind
-        if kind in ("white", "pink", "brown"):
-            return _coloured(length, rng, exponent={"white": 0.0, "pink": 1.0, "brown": 2.0}[kind])
-        if kind == "file":
-            return _loop_from(self._file_noise, length, rng)
+        return NOISE_KINDS[self.spec.kind].make(self, length, rng, utterance_id)
+
+    def _babble(self, length: int, rng: np.random.Generator, utterance_id: str | None) -> np.ndarray:
         others = sorted(key for key in self._babble_pool if key != utterance_id)
         talkers = rng.choice(len(others), size=min(BABBLE_TALKERS, len(others)), replace=False)
         mix = np.zeros(length, np.float64)
@@ -123,3 +125,28 @@ def _loop_from(source: np.ndarray, length: int, rng: np.random.Generator) -> np.
     start = int(rng.integers(len(source)))
     repeats = -(-(start + length) // len(source))
     return np.tile(source, repeats)[start : start + length].astype(np.float64)
+
+
+@dataclass(frozen=True)
+class NoiseKind:
+    """One kind of noise: its spec as users write it, what it is, and how its raw samples are drawn
+    (`make(mixer, length, rng, utterance_id)`; kinds with an SNR are scaled to it afterwards)."""
+
+    example: str
+    description: str
+    make: Callable[[NoiseMixer, int, np.random.Generator, str | None], np.ndarray]
+
+
+#: Every noise kind. A new kind is one line here.
+NOISE_KINDS: dict[str, NoiseKind] = {
+    "study": NoiseKind("study", "the study's set: uniform in [-0.1, 0.1] of full scale, fixed level",
+                       lambda mixer, n, rng, _: rng.uniform(-STUDY_PEAK, STUDY_PEAK, n)),
+    "white": NoiseKind("white:10dB", "white Gaussian noise at the SNR", lambda mixer, n, rng, _: _coloured(n, rng, 0.0)),
+    "pink": NoiseKind("pink:5dB", "1/f noise at the SNR", lambda mixer, n, rng, _: _coloured(n, rng, 1.0)),
+    "brown": NoiseKind("brown:5dB", "1/f^2 noise at the SNR", lambda mixer, n, rng, _: _coloured(n, rng, 2.0)),
+    "babble": NoiseKind("babble:10dB", f"{BABBLE_TALKERS} other utterances of the set mixed, at the SNR",
+                        lambda mixer, n, rng, utterance: mixer._babble(n, rng, utterance)),
+    "file": NoiseKind("file:PATH:10dB", "a noise recording, looped from a random offset, at the SNR",
+                      lambda mixer, n, rng, _: _loop_from(mixer._file_noise, n, rng)),
+}
+NOISE_HELP = " | ".join(kind.example for kind in NOISE_KINDS.values())

@@ -15,6 +15,7 @@ import numpy as np
 
 from calibration.datasets import Utterance
 from calibration.noise import NoiseMixer, parse_noise
+from common.audio import SAMPLE_RATE
 from common.features import FrontEnd
 
 
@@ -61,9 +62,10 @@ def calibration_stream(
     picked = [utterances[i] for i in rng.permutation(len(utterances))[: min(count, len(utterances))]]
     audio = {utterance.id: utterance.load() for utterance in picked}
     if length_s is None:
-        length_s = float(np.median([len(samples) for samples in audio.values()]) / 16_000)
+        length_s = float(np.median([len(samples) for samples in audio.values()]) / SAMPLE_RATE)
     noisy_count = int(round(len(picked) * noisy_fraction))
-    mixer = NoiseMixer(parse_noise(noise), babble_pool=audio) if noisy_count else None
+    spec = parse_noise(noise)
+    mixer = NoiseMixer(spec, babble_pool=audio) if noisy_count else None
     inputs = []
     for index, utterance in enumerate(picked):
         samples = audio[utterance.id]
@@ -73,7 +75,7 @@ def calibration_stream(
     description = {
         "utterances": len(picked),
         "noisy": noisy_count,
-        "noise": noise,
+        "noise": str(spec),
         "seed": seed,
         "length_s": round(length_s, 3),
         "ids": [utterance.id for utterance in picked],

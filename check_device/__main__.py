@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from common.audio import SAMPLE_RATE
 from common.variants import Variant
 
 MINIMUM_SQNR_DB = {"fp32": 40.0, "fp16": 25.0}  # TF32 off: fp32 agrees to rounding; fp16 ~11 bits per op
@@ -58,7 +59,7 @@ def main(onnx_dir: Path | None, count: int) -> None:
     checks = Checks()
     checks.step("import tensorrt, pycuda, polygraphy", _imports)
     work = Path(tempfile.mkdtemp(prefix="check-device-"))
-    speech = load_dataset()[0].load()[: 8 * 16000]
+    speech = load_dataset()[0].load()[: 8 * SAMPLE_RATE]
     feeds = CTCFrontEnd()(speech)
     exported = checks.step("export a small random wav2vec2", lambda: _export(work))
     if exported is None:
@@ -80,7 +81,7 @@ def main(onnx_dir: Path | None, count: int) -> None:
         def compare(precision=precision, plan=plan, sidecar=sidecar):
             engine = load_engine(plan, variant=Variant(precision))
             output = engine.run(feeds)["logits"]
-            again = engine.run({"input_values": feeds["input_values"][:, : 4 * 16000]})["logits"]  # buffers reused
+            again = engine.run({"input_values": feeds["input_values"][:, : 4 * SAMPLE_RATE]})["logits"]  # buffers reused
             counts = sidecar["build"]["model"]["layer_precisions"]
             quality = sqnr_db(reference, output)
             if not np.isfinite(output).all() or again.shape[1] >= output.shape[1]:

@@ -1,8 +1,8 @@
 """FP16 ONNX with the numerically fragile ops and the IO kept in FP32.
 
 LayerNorm overflows in FP16 and wav2vec2's first GroupNorm (exported as InstanceNormalization) must stay
-FP32 (field notes §4). ONNX Runtime's own converter is used: onnxconverter-common's produced a model that
-ONNX Runtime refused when LayerNorm was blocked.
+FP32: both are known FP16 failures in public reports on TensorRT and ONNX Runtime. ONNX Runtime's own
+converter is used: onnxconverter-common's produced a model that ONNX Runtime refused when LayerNorm was blocked.
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.audio import SAMPLE_RATE
 from common.onnx_io import onnx_io
 from engines.assets import whisper_decoder
 
 Range = tuple[int, int, int]  # min, opt, max
-SAMPLE_RATE = 16_000
 #: Whisper's BPE on read English: 3.85 tokens per second of speech on the 70 LibriSpeech references bundled here.
 WHISPER_TOKENS_PER_S = 4.0
 

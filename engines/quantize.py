@@ -1,10 +1,10 @@
 """INT8 ONNX from one calibration stream, entropy-calibrated, in the two forms backends want.
 
 - `cpu`: asymmetric U8 activations, S8 per-tensor weights, Q/DQ, MatMul + Conv. What ONNX Runtime's
-  CPU kernels (VNNI/AMX) run fastest: 2.3x our fp32 and 4.1x PyTorch fp32 on wav2vec2-base here.
+  CPU kernels (VNNI/AMX) run fastest (the README's benchmark table has the measured speed-up).
 - `tensorrt`: symmetric S8 activations (zero point 0), S8 per-channel weights, Q/DQ, MatMul/Gemm/Conv
   only: the explicit-quantization file TensorRT >= 10 builds from (the only INT8 path in TensorRT 11).
-  Slower than fp32 on a CPU (field notes §8), so never the CPU engine.
+  Slower than fp32 on a CPU (the README's benchmark shows it), so never the CPU engine.
 
 Both keep LayerNorm, Softmax, residual Add and the first Conv (it reads the raw input) in float: quantizing
 Add and LayerNorm destroyed Whisper transcripts in a public report, and 8-bit raw audio loses the quiet

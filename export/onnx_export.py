@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.audio import SAMPLE_RATE
 from export.models import ModelSource
 
 OPSET = 17  # TensorRT 8.5/8.6 (JetPack 5/6.0) parse up to 17; 17 also gives TensorRT its LayerNorm layer.
@@ -78,7 +79,7 @@ def _check_audio() -> np.ndarray:
     import soundfile
 
     audio, _ = soundfile.read(str(CHECK_AUDIO), dtype="float32")
-    return audio[: int(CHECK_SECONDS * 16_000)]
+    return audio[: int(CHECK_SECONDS * SAMPLE_RATE)]
 
 
 def _session(path: Path):
@@ -93,7 +94,7 @@ def _check_ctc(source: ModelSource, onnx_dir: Path) -> float:
     from transformers import AutoFeatureExtractor, AutoModelForCTC
 
     extractor = AutoFeatureExtractor.from_pretrained(onnx_dir)
-    input_values = extractor(_check_audio(), sampling_rate=16_000, return_tensors="np").input_values.astype(np.float32)
+    input_values = extractor(_check_audio(), sampling_rate=SAMPLE_RATE, return_tensors="np").input_values.astype(np.float32)
     model = AutoModelForCTC.from_pretrained(source.location).eval()
     with torch.inference_mode():
         expected = model(torch.from_numpy(input_values)).logits.numpy()
@@ -107,7 +108,7 @@ def _check_whisper(source: ModelSource, onnx_dir: Path) -> float:
     import torch
     from transformers import AutoFeatureExtractor, WhisperForConditionalGeneration
 
-    features = AutoFeatureExtractor.from_pretrained(onnx_dir)(_check_audio(), sampling_rate=16_000, return_tensors="np").input_features
+    features = AutoFeatureExtractor.from_pretrained(onnx_dir)(_check_audio(), sampling_rate=SAMPLE_RATE, return_tensors="np").input_features
     model = WhisperForConditionalGeneration.from_pretrained(source.location, dtype=torch.float32).eval()
     prompt = np.asarray([[model.generation_config.decoder_start_token_id, model.generation_config.no_timestamps_token_id]])
     with torch.inference_mode():

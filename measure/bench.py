@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from calibration.datasets import DEFAULT_DATASET, DatasetError, load_dataset
-from calibration.noise import NoiseSpecError, parse_noise
+from calibration.noise import NOISE_HELP, NoiseSpecError, parse_noise
 from common.processes import in_fresh_process
 from engines.sidecar import SidecarError, sidecar_path_for
 from measure.fingerprint import device_fingerprint
@@ -61,7 +61,7 @@ def format_table(rows: list[BenchRow]) -> str:
 @click.option("--dataset", default=str(DEFAULT_DATASET), show_default=True,
               help="LibriSpeech-layout folder (*.trans.txt) or JSONL/CSV manifest (audio, text).")
 @click.option("--noise", default="study", show_default=True,
-              help="Noisy condition: study | white:10dB | pink:5dB | brown:5dB | babble:10dB | file:PATH:10dB | none.")
+              help=f"Noisy condition: {NOISE_HELP} | none.")
 @click.option("--noise-draws", default=3, show_default=True, help="Seeded noise draws; WER is reported as mean and spread.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--limit", type=int, help="Only the first N utterances.")
@@ -89,12 +89,11 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
     try:
         sidecars = list(dict.fromkeys(sidecar_path_for(path) for path in engine_paths))
         load_dataset(dataset)  # bad data or noise: one line now, not one failure per engine later
-        if noise != "none":
-            parse_noise(noise)
+        noise_spec = None if noise == "none" else parse_noise(noise)
     except (SidecarError, DatasetError, NoiseSpecError) as error:
         sys.exit(f"bench: {error}")
     out_dir = out_dir or Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    settings = BenchSettings(dataset=dataset, noise=None if noise == "none" else noise, noise_draws=noise_draws,
+    settings = BenchSettings(dataset=dataset, noise=noise_spec, noise_draws=noise_draws,
                              seed=seed, limit=limit, warmup=warmup, threads=threads, meter=meter,
                              meter_root=meter_root, sample_hz=sample_hz, progress=progress)
     try:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from calibration.datasets import load_dataset
-from calibration.noise import NoiseMixer, parse_noise
+from calibration.noise import NoiseMixer, NoiseSpec, noisy_draw
+from common.audio import SAMPLE_RATE
 from measure.memory import MemoryWatcher
 from measure.meters import Measurement, open_meter
 from measure.results import BenchRow
@@ -26,7 +27,7 @@ class BenchSettings:
     """Everything a measurement depends on (also what makes two runs comparable)."""
 
     dataset: str
-    noise: str | None = "study"
+    noise: NoiseSpec | None = NoiseSpec("study")
     noise_draws: int = 3
     seed: int = 0
     limit: int | None = None
@@ -46,7 +47,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
     utterances = load_dataset(settings.dataset)[: settings.limit]
     audio = [utterance.load() for utterance in utterances]
     references = [utterance.text for utterance in utterances]
-    audio_s = sum(len(samples) for samples in audio) / 16_000
+    audio_s = sum(len(samples) for samples in audio) / SAMPLE_RATE
     noisy_sets = _noisy_sets(utterances, audio, settings)
 
     meter = open_meter(settings.meter, Path(settings.meter_root), settings.sample_hz)
@@ -85,7 +86,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         wer_clean=corpus_wer(references, hypotheses).wer,
         wer_noisy=float(np.mean(noisy_wers)) if noisy_wers else None,
         wer_noisy_std=float(np.std(noisy_wers, ddof=1)) if len(noisy_wers) > 1 else None,
-        wer_noisy_draws=noisy_wers, noise=settings.noise,
+        wer_noisy_draws=noisy_wers, noise=str(settings.noise) if settings.noise else None,
         rtfx=audio_s / inference_s,
         latency_p50_ms=float(np.percentile(latencies, 50) * 1000),
         latency_p90_ms=float(np.percentile(latencies, 90) * 1000),
@@ -100,9 +101,9 @@ def _noisy_sets(utterances, audio: list[np.ndarray], settings: BenchSettings) ->
     """Every noise draw of every utterance, made before any timing starts."""
     if not settings.noise or settings.noise_draws < 1:
         return []
-    mixer = NoiseMixer(parse_noise(settings.noise), {u.id: a for u, a in zip(utterances, audio)})
+    mixer = NoiseMixer(settings.noise, {u.id: a for u, a in zip(utterances, audio)})
     return [
-        [mixer.add(samples, np.random.default_rng([settings.seed, draw, index]), utterance.id)
+        [mixer.add(samples, noisy_draw(settings.seed, draw, index), utterance.id)
          for index, (utterance, samples) in enumerate(zip(utterances, audio))]
         for draw in range(settings.noise_draws)
     ]

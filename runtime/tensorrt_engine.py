@@ -5,10 +5,8 @@ set_input_shape, set_tensor_address, execute_async_v3), present from TensorRT 8.
 device buffers are sized once for the profile's maximum shapes and reused; inputs are cast to each tensor's
 declared dtype (an fp16 engine may declare fp16 inputs); one CUDA stream.
 
-NOT RUN with TensorRT in CI (no TensorRT, no GPU there). TensorRTEngine and IOBuffers run real graphs (a tiny
-wav2vec2, Whisper's three) over stand-in plans that ONNX Runtime executes on fake device memory
-(tests/tensorrt_stand_ins.py); PycudaMemory runs on a GPU in tests/test_pycuda_buffers.py; `make
-check-device` runs it all for real on a Jetson.
+Needs TensorRT, pycuda and a GPU to run; the tests drive it over stand-ins (tests/tensorrt_stand_ins.py) and
+`make check-device` runs it on a board. What has run where: the README's status table.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-# (device, layout, [(channel, rail)]) per board, as field notes §2 describe them.
+# (device, layout, [(channel, rail)]) per board, as jetson-stats finds them.
 BOARDS = {
     "orin-nano": [("1-0040", "hwmon", [(1, "VDD_IN"), (2, "VDD_CPU_GPU_CV"), (3, "VDD_SOC")])],
     "agx-orin": [

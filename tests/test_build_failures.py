@@ -1,10 +1,14 @@
-"""A failed build leaves nothing behind and an older engine untouched."""
+"""A failed build leaves nothing behind and an older engine untouched; isolated builds run elsewhere."""
+
+import json
+import os
 
 import pytest
 
 import engines.onnxruntime_build
 from engines.build import CalibrationSettings, build_engines
 from engines.builder import make_builder
+from engines.onnxruntime_build import OnnxRuntimeBuilder
 
 
 def test_failed_build_leaves_no_file(tiny_onnx, tmp_path, monkeypatch):
@@ -31,9 +35,20 @@ def test_unknown_precision_and_missing_export_are_refused(tiny_onnx, tmp_path):
         build_engines(tmp_path, tmp_path, make_builder("onnxruntime"), ["fp32"], progress=False)
 
 
-def test_isolated_builds_run_in_a_fresh_process(tiny_onnx, tmp_path, monkeypatch):
-    """Backends that ask for it (TensorRT) build each engine in its own process; the result is the same."""
-    builder = make_builder("onnxruntime")
-    monkeypatch.setattr(type(builder), "isolate_builds", True)
-    (sidecar,) = build_engines(tiny_onnx, tmp_path, builder, ["fp16"], progress=False)
-    assert sidecar.is_file() and (tmp_path / "tiny-fp16.onnx").is_file()
+class IsolatedBuilder(OnnxRuntimeBuilder):
+    """ONNX Runtime's builder asking for fresh processes, as TensorRT's does; it notes where each graph was built."""
+
+    isolate_builds = True
+
+    def build(self, job):
+        return {**super().build(job), "built_in_pid": os.getpid()}
+
+
+def test_isolated_builds_run_in_a_fresh_process(tiny_onnx, tmp_path):
+    """Backends that ask for it (TensorRT) build each graph in its own process, so its memory goes back to
+    the OS; the engine is the same as one built here."""
+    (sidecar,) = build_engines(tiny_onnx, tmp_path / "isolated", IsolatedBuilder(), ["fp16"], progress=False)
+    (here,) = build_engines(tiny_onnx, tmp_path / "here", make_builder("onnxruntime"), ["fp16"], progress=False)
+    built_in = json.loads(sidecar.read_text())["build"]["model"]["built_in_pid"]
+    assert built_in != os.getpid()
+    assert (tmp_path / "isolated" / "tiny-fp16.onnx").read_bytes() == (tmp_path / "here" / "tiny-fp16.onnx").read_bytes()

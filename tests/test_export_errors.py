@@ -19,6 +19,9 @@ def test_an_unreachable_model_is_refused(monkeypatch):
         resolve_model("nobody/no-such-model")
 
 
-def test_aliases_and_local_folders_resolve(tiny_checkpoint):
+def test_aliases_and_local_folders_resolve(tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot fetch 'openai/whisper-tiny.en'"):  # the alias, looked up as its Hub id
+        resolve_model("whisper-tiny.en")
     source = resolve_model(str(tiny_checkpoint))
-    assert (source.name, source.family) == ("tiny", "ctc")
+    assert (source.name, source.location, source.family) == ("tiny", str(tiny_checkpoint), "ctc")

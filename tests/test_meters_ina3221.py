@@ -1,6 +1,7 @@
 """INA3221 meter on fake Orin Nano, AGX Orin and Nano trees, against a known power trace."""
 
 import errno
+import sys
 import time
 
 import pytest
@@ -90,10 +91,14 @@ def test_short_window_is_flagged_unreliable(tmp_path):
     assert not window.measurement.reliable and "< 10 sample periods" in window.measurement.note
 
 
-def test_missing_sysfs_is_a_clear_error_and_auto_falls_back(tmp_path):
+def test_missing_sysfs_is_a_clear_error_and_auto_falls_back(tmp_path, monkeypatch):
     with pytest.raises(NoSensorError, match="no INA3221"):
         Ina3221Meter(tmp_path)
-    assert open_meter("auto", tmp_path).name in ("nvml", "none")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVML either: auto must end at the null meter
+    meter = open_meter("auto", tmp_path)
+    assert meter.name == "none" and not meter.available
+    assert "ina3221: no INA3221" in meter.reason and "nvml: nvidia-ml-py is not installed" in meter.reason
+    assert "rapl: no RAPL zones" in meter.reason
 
 
 def test_auto_picks_ina3221_on_a_jetson(tmp_path):

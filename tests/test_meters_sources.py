@@ -131,9 +131,13 @@ def test_nvml_trapezoids_and_counter_agree():
 def test_none_meter_reports_why():
     meter = open_meter("none")
     with meter.window("x") as window:
-        pass
+        time.sleep(0.01)
     assert window.measurement.energy_j is None and "no power meter" in window.measurement.note
-    assert isinstance(NoneMeter(reason="because"), NoneMeter)
+    assert window.measurement.duration_s >= 0.01 and not window.measurement.reliable
+    told = NoneMeter(reason="RAPL needs root")
+    with told.window("y") as window:
+        pass
+    assert window.measurement.note == "RAPL needs root" and told.info() == {"reason": "RAPL needs root"} and not told.available
 
 
 def test_unknown_meter_is_refused():

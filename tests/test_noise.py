@@ -68,3 +68,38 @@ def test_pink_and_brown_fall_with_frequency():
 def test_bad_specs_are_refused(bad):
     with pytest.raises(NoiseSpecError):
         parse_noise(bad)
+
+
+def test_one_canonical_text_per_condition():
+    assert str(parse_noise("white:10 dB")) == str(parse_noise("white:10dB")) == str(parse_noise(" white:10.0DB ")) == "white:10dB"
+    assert str(parse_noise("study")) == "study"
+    with pytest.raises(NoiseSpecError, match=r"study \| white:10dB \| pink:5dB \| brown:5dB \| babble:10dB \| file:PATH:10dB"):
+        parse_noise("study:5dB")
+
+
+def test_the_noisy_files_are_the_benchs_first_draw(tmp_path, utterances):
+    """`python -m calibration noisy --seed 4` writes what the bench's draw 0 of seed 4 adds."""
+    from click.testing import CliRunner
+
+    from calibration.__main__ import main
+    from calibration.noise import noisy_draw
+    from measure.measurement import BenchSettings, _noisy_sets
+
+    dataset = tmp_path / "three"
+    dataset.mkdir()
+    for utterance in utterances[:3]:
+        soundfile.write(dataset / f"{utterance.id}.flac", utterance.load(), 16000)
+    (dataset / "a.trans.txt").write_text("".join(f"{u.id} {u.text}\n" for u in utterances[:3]))
+    result = CliRunner().invoke(main, ["noisy", "--dataset", str(dataset), "--noise", "white:5 dB", "--seed", "4",
+                                       "--out", str(tmp_path / "noisy")])
+    assert result.exit_code == 0 and "white:5dB noise" in result.output
+    from calibration.datasets import load_dataset
+
+    clean = load_dataset(dataset)
+    settings = BenchSettings(dataset=str(dataset), noise=parse_noise("white:5dB"), noise_draws=2, seed=4)
+    bench_draws = _noisy_sets(clean, [u.load() for u in clean], settings)
+    for index, utterance in enumerate(clean):
+        written, _ = soundfile.read(tmp_path / "noisy" / f"{utterance.id}.flac", dtype="float32")
+        assert np.allclose(written, np.clip(bench_draws[0][index], -1, 1), atol=1e-4)  # 16-bit FLAC rounding
+        assert not np.allclose(written, np.clip(bench_draws[1][index], -1, 1), atol=1e-4)
+    assert np.array_equal(noisy_draw(4, 0, 1).standard_normal(4), noisy_draw(4, 0, 1).standard_normal(4))

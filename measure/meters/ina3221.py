@@ -1,13 +1,13 @@
 """INA3221 rails on NVIDIA Jetson boards, read from sysfs (what jetson-stats reads, sampled far faster).
 
-Discovery (field notes §2): every `/sys/bus/i2c/devices/*/name` containing `ina3221`; below it a
+Discovery, as jetson-stats does it: every `/sys/bus/i2c/devices/*/name` containing `ina3221`; below it a
 `hwmon/hwmonN` folder (JetPack 5/6: `inN_label`, `inN_input` mV, `currN_input` mA, channels 1-3) or an
 `iio:deviceN` folder (JetPack 4: `rail_name_N`, `in_voltageN_input` mV, `in_currentN_input` mA,
 `in_powerN_input` mW, channels 0-2). Channels labelled `NC` and the `in7` sum channel are skipped.
 Power is V x I per sample where no power file exists.
 
-Not verifiable here: no Jetson is reachable from our CI. Tests run this code on fake sysfs trees of an
-Orin Nano, an AGX Orin and a Nano; on a board, `make check-device` reads the real rails.
+Reads a Jetson's sysfs: the tests run it on fake trees of an Orin Nano, an AGX Orin and a Nano, and
+`python -m measure.check_meter --meter ina3221` checks it on a board (status: the README's table).
 """
 
 from __future__ import annotations

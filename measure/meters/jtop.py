@@ -1,7 +1,7 @@
 """jetson-stats (`jtop`) as a cross-check source: its per-rail instantaneous power, polled.
 
 Never integrate jtop's `avg` field: it is not a time average. Needs jetson-stats and its service
-running; not verifiable here (no Jetson).
+running on a Jetson (status: the README's table).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ JetPack 5/6: `VDD_IN 4556mW/4556mW` (current/average); JetPack 4: `POM_5V_IN 933
 JetPack 7: `VDD_GPU_SOC 5139mW/5139mW/5139mW`. The first number is the instantaneous one. Timestamps in
 the lines have 1 s resolution, so sample times are rebuilt from the interval.
 
-Live use is not verifiable here (no Jetson): the parser and the replay are tested on lines of each release.
+Live use needs a Jetson; the parser and the replay are tested on lines of each release.
 """
 
 from __future__ import annotations
