@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 from measure.meters.base import MIN_PERIODS, Measurement, Meter, SampledMeter, integrate
 from measure.meters.none import NoneMeter
 
-#: meter name -> "module:Class"; every class takes `root` and `sample_hz`. A new meter is a new line here.
-REGISTRY = {
-    "ina3221": "measure.meters.ina3221:Ina3221Meter",
-    "nvml": "measure.meters.nvml:NvmlMeter",
-    "rapl": "measure.meters.rapl:RaplMeter",
-    "tegrastats": "measure.meters.tegrastats:TegrastatsMeter",
-    "jtop": "measure.meters.jtop:JtopMeter",
-    "none": "measure.meters.none:NoneMeter",
+
+def _ina3221(**settings) -> Meter:
+    from measure.meters.ina3221 import Ina3221Meter
+
+    return Ina3221Meter(**settings)
+
+
+def _nvml(**settings) -> Meter:
+    from measure.meters.nvml import NvmlMeter
+
+    return NvmlMeter(**settings)
+
+
+def _rapl(**settings) -> Meter:
+    from measure.meters.rapl import RaplMeter
+
+    return RaplMeter(**settings)
+
+
+def _tegrastats(**settings) -> Meter:
+    from measure.meters.tegrastats import TegrastatsMeter
+
+    return TegrastatsMeter(**settings)
+
+
+def _jtop(**settings) -> Meter:
+    from measure.meters.jtop import JtopMeter
+
+    return JtopMeter(**settings)
+
+
+#: meter name -> its factory (taking `root` and `sample_hz`), imported only when chosen. A new meter is a new
+#: file and a new line here.
+REGISTRY: dict[str, Callable[..., Meter]] = {
+    "ina3221": _ina3221, "nvml": _nvml, "rapl": _rapl, "tegrastats": _tegrastats, "jtop": _jtop, "none": NoneMeter,
 }
 METERS = ("auto", *REGISTRY)
 #: What `auto` tries, best first: the Jetson's own sensors, then a discrete GPU, then the CPU package.
@@ -38,9 +65,7 @@ def open_meter(name: str = "auto", root: Path = Path("/"), sample_hz: float | No
         return NoneMeter(reason="no power source found (" + "; ".join(reasons) + ")")
     if name not in REGISTRY:
         raise ValueError(f"unknown meter {name!r}; choose from {', '.join(METERS)}")
-    module_name, class_name = REGISTRY[name].split(":")
-    meter_class = getattr(importlib.import_module(module_name), class_name)
-    return meter_class(root=root, **({"sample_hz": sample_hz} if sample_hz else {}))
+    return REGISTRY[name](root=root, **({"sample_hz": sample_hz} if sample_hz else {}))
 
 
 __all__ = ["METERS", "MIN_PERIODS", "Measurement", "Meter", "NoneMeter", "SampledMeter", "integrate", "open_meter"]
