@@ -1,4 +1,8 @@
-"""The engine protocol: one compiled graph, named numpy arrays in and out. One class per backend.
+"""The engine protocol: one compiled graph, named arrays in and out. One class per backend.
+
+`run` takes and gives numpy arrays. `run_device` leaves outputs where the engine wrote them (GPU memory
+under TensorRT or ONNX Runtime on CUDA) and takes such tensors back as inputs without a copy: what keeps
+Whisper's KV cache on the device while it decodes.
 
 `load_engine(path)` picks the backend by the file's ending; a new backend is one more line in
 BACKENDS and one more file, never a branch in the callers.
@@ -6,7 +10,7 @@ BACKENDS and one more file, never a branch in the callers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,8 +33,23 @@ class TensorInfo:
     shape: tuple
 
 
+@dataclass(frozen=True)
+class DeviceTensor:
+    """An output left where its engine wrote it. Feed it to another run of a graph of the same backend
+    without a copy; only that backend reads `handle` (a device address for TensorRT, an OrtValue for ONNX
+    Runtime). It stays valid until its engine runs again without it among the inputs."""
+
+    backend: str
+    shape: tuple[int, ...]
+    dtype: str
+    handle: object
+
+
+Feeds = Mapping[str, "np.ndarray | DeviceTensor"]
+
+
 class Engine(Protocol):
-    """What every backend offers. `run` takes and returns numpy arrays by tensor name."""
+    """What every backend offers: `run` with numpy arrays by tensor name, and `run_device`."""
 
     backend: str  # "onnxruntime", "tensorrt"
     device: str  # "cpu", "cuda:0 NVIDIA Orin", ...
@@ -39,6 +58,11 @@ class Engine(Protocol):
     outputs: list[TensorInfo]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def run_device(self, feeds: Feeds, to_host: Collection[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, DeviceTensor]]:
+        """Inputs as host arrays (copied in) or device tensors of this backend (read where they lie). Every
+        output comes back as a device tensor; those named in `to_host` also as host arrays."""
+        ...
 
     def close(self) -> None: ...
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
 from common.variants import Variant
-from runtime.engine import EngineError, TensorInfo
+from runtime.engine import DeviceTensor, EngineError, Feeds, TensorInfo
 
 _NUMPY_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
                  "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
@@ -42,13 +43,46 @@ class OnnxRuntimeEngine:
         self.variant = variant
         provider = self._session.get_providers()[0]
         self.device = "cpu" if provider == "CPUExecutionProvider" else provider.removesuffix("ExecutionProvider").lower()
+        self._device_type = "cuda" if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
         self.inputs = [_info(arg) for arg in self._session.get_inputs()]
         self.outputs = [_info(arg) for arg in self._session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        cast = {info.name: np.asarray(feeds[info.name], dtype=info.dtype) for info in self.inputs}
-        results = self._session.run(None, cast)
+        results = self._session.run(None, self._cast(feeds))
         return {info.name: result for info, result in zip(self.outputs, results)}
+
+    def run_device(self, feeds: Feeds, to_host: Collection[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, DeviceTensor]]:
+        """Through an IOBinding: device tensors are OrtValues where the provider keeps them (GPU memory on CUDA,
+        host memory on a CPU), bound without a copy; outputs stay OrtValues unless named in `to_host`."""
+        self._check_inputs(feeds)
+        binding = self._session.io_binding()
+        for info in self.inputs:
+            value = feeds[info.name]
+            if isinstance(value, DeviceTensor):
+                if value.backend != self.backend:
+                    raise EngineError(f"input {info.name!r}: a {value.backend} device tensor cannot feed ONNX Runtime")
+                binding.bind_ortvalue_input(info.name, value.handle)
+            else:
+                binding.bind_cpu_input(info.name, np.ascontiguousarray(value, dtype=info.dtype))
+        for info in self.outputs:
+            binding.bind_output(info.name, self._device_type)
+        self._session.run_with_iobinding(binding)
+        values = dict(zip([info.name for info in self.outputs], binding.get_outputs()))
+        unknown = set(to_host) - set(values)
+        if unknown:
+            raise EngineError(f"no output {sorted(unknown)}; the engine gives {sorted(values)}")
+        device = {name: DeviceTensor(self.backend, tuple(value.shape()), _NUMPY_DTYPES.get(value.data_type(), value.data_type()), value)
+                  for name, value in values.items()}
+        return {name: values[name].numpy() for name in to_host}, device
+
+    def _check_inputs(self, feeds: Feeds) -> None:
+        missing = [info.name for info in self.inputs if info.name not in feeds]
+        if missing:
+            raise EngineError(f"missing input {missing[0]!r}; the engine takes {[i.name for i in self.inputs]}")
+
+    def _cast(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        self._check_inputs(feeds)
+        return {info.name: np.asarray(feeds[info.name], dtype=info.dtype) for info in self.inputs}
 
     def close(self) -> None:
         self._session = None

@@ -79,20 +79,25 @@ class WhisperRecognizer:
         return self.generate_batch([audio])[0]
 
     def generate_batch(self, windows: list[np.ndarray]) -> list[list[int]]:
-        """Greedy token ids for each window (at most 30 s each), decoded together."""
+        """Greedy token ids for each window (at most 30 s each), decoded together.
+
+        Only the features go to the device and only the logits come back: the encoder's output, the
+        cross-attention K/V the first decoder step makes and the growing self-attention K/V stay where the
+        engines wrote them, bound as the next graph's inputs (`run_device`)."""
         features = np.concatenate([self._front_end(window)[self._front_end.input_name] for window in windows])
-        hidden = self.encoder.run({self._front_end.input_name: features})["last_hidden_state"]
+        _, encoded = self.encoder.run_device({self._front_end.input_name: features})
         prompt = np.tile(np.asarray(self._prompt, np.int64), (len(windows), 1))
-        outputs = self.decoder.run({"input_ids": prompt, "encoder_hidden_states": hidden})
+        logits, outputs = self.decoder.run_device({"input_ids": prompt, "encoder_hidden_states": encoded["last_hidden_state"]},
+                                                  to_host=["logits"])
         past = {name: outputs[PRESENT_PREFIX + name[len(PAST_PREFIX):]] for name in self._past_names}
         tokens: list[list[int]] = [[] for _ in windows]
         done = np.zeros(len(windows), bool)
         for step in range(self._max_length - len(self._prompt)):
-            logits = np.array(outputs["logits"][:, -1], np.float32)
-            logits[:, self._suppress] = -np.inf
+            scores = np.array(logits["logits"][:, -1], np.float32)
+            scores[:, self._suppress] = -np.inf
             if step == 0:
-                logits[:, self._begin_suppress] = -np.inf
-            chosen = np.where(done, self._eos, logits.argmax(axis=-1))
+                scores[:, self._begin_suppress] = -np.inf
+            chosen = np.where(done, self._eos, scores.argmax(axis=-1))
             for index, token in enumerate(chosen):
                 if not done[index]:
                     if token == self._eos:
@@ -101,7 +106,8 @@ class WhisperRecognizer:
                         tokens[index].append(int(token))
             if done.all():
                 break
-            outputs = self.decoder_with_past.run({"input_ids": chosen[:, np.newaxis].astype(np.int64), **past})
+            logits, outputs = self.decoder_with_past.run_device({"input_ids": chosen[:, np.newaxis].astype(np.int64), **past},
+                                                                to_host=["logits"])
             for name in self._past_names:
                 present = PRESENT_PREFIX + name[len(PAST_PREFIX):]
                 if present in outputs:  # self-attention cache grows; cross-attention cache stays

@@ -19,13 +19,16 @@ ONNX_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tenso
 
 
 class StandInDeviceMemory:
-    """Device allocations as byte arrays keyed by fake addresses; copies move bytes, as cudaMemcpy does."""
+    """Device allocations as byte arrays keyed by fake addresses; copies move bytes, as cudaMemcpy does, and are
+    counted (`h2d_bytes`, `d2h_bytes`). One instance is one GPU: engines sharing it can bind each other's buffers.
+    The stand-in context reads and writes it with `read`/`write`, which are the GPU's own work, not copies."""
 
     handle = 0  # the stream handle TensorRTEngine passes to execute_async_v3
 
     def __init__(self) -> None:
         self.store: dict[int, np.ndarray] = {}
         self.allocations = 0
+        self.h2d_bytes = self.d2h_bytes = 0
 
     def pinned(self, count: int, dtype: np.dtype) -> np.ndarray:
         return np.zeros(count, dtype)
@@ -37,14 +40,25 @@ class StandInDeviceMemory:
         return address
 
     def to_device(self, device: int, host: np.ndarray) -> None:
-        raw = host.reshape(-1).view(np.uint8)
-        if raw.size > self.store[device].size:
-            raise MemoryError(f"copy of {raw.size} bytes into an allocation of {self.store[device].size}")
-        self.store[device][: raw.size] = raw
+        self.write(device, host)
+        self.h2d_bytes += host.nbytes
 
     def to_host(self, host: np.ndarray, device: int) -> None:
         raw = host.reshape(-1).view(np.uint8)
-        raw[:] = self.store[device][: raw.size]
+        raw[:] = self.store[int(device)][: raw.size]
+        self.d2h_bytes += host.nbytes
+
+    def read(self, address: int, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        array = np.empty(shape, dtype)
+        raw = array.reshape(-1).view(np.uint8)
+        raw[:] = self.store[address][: raw.size]
+        return array
+
+    def write(self, address: int, array: np.ndarray) -> None:
+        raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        if raw.size > self.store[int(address)].size:
+            raise MemoryError(f"write of {raw.size} bytes into an allocation of {self.store[int(address)].size}")
+        self.store[int(address)][: raw.size] = raw
 
     def synchronize(self) -> None:
         pass
@@ -128,16 +142,16 @@ class StandInContext:
         feeds = {}
         for tensor in self.plan.session.get_inputs():
             _, dtype, _ = self.plan.tensors[tensor.name]
-            array = np.empty(self.shapes[tensor.name], dtype)
-            self.memory.to_host(array, self.addresses[tensor.name])
-            self.memory.synchronize()
+            array = self.memory.read(self.addresses[tensor.name], self.shapes[tensor.name], dtype)
             feeds[tensor.name] = array.astype(ONNX_TYPES[tensor.type])
+        read = {self.addresses[name] for name in self.shapes}
+        assert not [name for name, (mode, _, _) in self.plan.tensors.items() if mode == OUTPUT and self.addresses[name] in read], \
+            "an output is written where an input is read"
         for name, value in zip([o.name for o in self.plan.session.get_outputs()], self.plan.session.run(None, feeds)):
             _, dtype, _ = self.plan.tensors[name]
             expected = self.get_tensor_shape(name)
             assert value.shape == expected, f"{name}: the graph gave {value.shape}, the shape API said {expected}"
-            self.memory.to_device(self.addresses[name], np.ascontiguousarray(value, dtype))
-        self.memory.synchronize()  # the outputs are temporaries: copied before they go
+            self.memory.write(self.addresses[name], np.ascontiguousarray(value, dtype))
         self.executions += 1
         return True
 
@@ -149,3 +163,46 @@ def stand_in_engine(onnx_path: Path, profile: dict[str, tuple], declared: dict[s
 
     plan, memory = StandInPlan(onnx_path, profile, declared), memory or StandInDeviceMemory()
     return TensorRTEngine(plan, StandInContext(plan, memory), memory, INPUT, np.dtype, "stand-in"), memory
+
+
+class CountedEngine:
+    """An engine on StandInDeviceMemory whose runs add the bytes they copy to `log[part]` (h2d, d2h, runs)."""
+
+    def __init__(self, engine, memory: StandInDeviceMemory, part: str, log: dict):
+        self.engine, self.memory, self.part, self.log = engine, memory, part, log
+        log[part] = {"h2d": 0, "d2h": 0, "runs": 0}
+
+    def run_device(self, feeds, to_host=()):
+        h2d, d2h = self.memory.h2d_bytes, self.memory.d2h_bytes
+        result = self.engine.run_device(feeds, to_host)
+        entry = self.log[self.part]
+        entry["h2d"] += self.memory.h2d_bytes - h2d
+        entry["d2h"] += self.memory.d2h_bytes - d2h
+        entry["runs"] += 1
+        return result
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+
+def stand_in_whisper(onnx_dir: Path, sidecar: dict, durations_s=(2.0, 6.0), max_batch: int = 1, memory=None):
+    """A WhisperRecognizer over our TensorRTEngine for each of the three graphs, stand-in plans on one shared
+    GPU (`memory`: by default a StandInDeviceMemory), every copy counted: (recognizer, memory, bytes per graph)."""
+    from engines.profiles import dimension_ranges, graph_profile
+    from runtime.whisper import WhisperRecognizer
+
+    memory, log, engines = memory or StandInDeviceMemory(), {}, {}
+    for part in ("encoder", "decoder", "decoder_with_past"):
+        onnx_path = onnx_dir / f"{part}_model.onnx"
+        profile = graph_profile(onnx_path, dimension_ranges("whisper", part, onnx_dir, durations_s, max_batch=max_batch))
+        engine, _ = stand_in_engine(onnx_path, profile.shapes, memory=memory)
+        engines[part] = CountedEngine(engine, memory, part, log)
+    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar), memory, log
+
+
+def bytes_per_token(log: dict) -> tuple[float, float]:
+    """Host->device and device->host bytes of the decoder graphs per decoding step (one token per window each)."""
+    steps = log["decoder"]["runs"] + log["decoder_with_past"]["runs"]
+    h2d = log["decoder"]["h2d"] + log["decoder_with_past"]["h2d"]
+    d2h = log["decoder"]["d2h"] + log["decoder_with_past"]["d2h"]
+    return h2d / steps, d2h / steps

@@ -13,9 +13,39 @@ cuda = pytest.importorskip("pycuda.driver", reason="pycuda is not installed (it 
 def memory():
     try:
         from runtime.tensorrt_engine import PycudaMemory
-
-        return PycudaMemory()
     except Exception as error:  # no driver or no device: nothing to test here
+        pytest.skip(f"no CUDA device: {error}")
+
+    class CountedGpuMemory(PycudaMemory):
+        """PycudaMemory with its copies counted, and the stand-in plans' own reads and writes (the "kernels")."""
+
+        def __init__(self):
+            super().__init__()
+            self.allocations = self.h2d_bytes = self.d2h_bytes = 0
+
+        def device(self, nbytes):
+            self.allocations += 1
+            return super().device(nbytes)
+
+        def to_device(self, device, host):
+            super().to_device(device, host)
+            self.h2d_bytes += host.nbytes
+
+        def to_host(self, host, device):
+            super().to_host(host, device)
+            self.d2h_bytes += host.nbytes
+
+        def read(self, address, shape, dtype):
+            array = np.empty(shape, dtype)
+            cuda.memcpy_dtoh(array, address)
+            return array
+
+        def write(self, address, array):
+            cuda.memcpy_htod(address, np.ascontiguousarray(array))
+
+    try:
+        return CountedGpuMemory()
+    except Exception as error:
         pytest.skip(f"no CUDA device: {error}")
 
 
@@ -59,21 +89,23 @@ def test_round_trip_and_reuse_on_the_gpu(memory):
 
     context = StandInContext()
     buffers = IOBuffers(StandInEngine(), context, memory, "IN", lambda dtype: dtype)
-    # pagelocked_empty's arrays keep their allocation as .base (PagelockedHostAllocation; HostAllocation before 2013)
-    assert all("HostAllocation" in type(array.base).__name__ for array in buffers._host.values())
-    addresses = dict(context.addresses)
+    addresses = None
     for length in (16000, 3000, 100):
         audio = np.random.default_rng(length).uniform(-1, 1, (1, length))
-        buffers.stage_inputs({"audio": audio})
+        buffers.bind_outputs(buffers.bind_inputs({"audio": audio}))
         # the stand-in "engine": widen fp16 -> fp32 by copying back through the host (exercises D2H + H2D)
         half = np.empty(length, np.float16)
         cuda.memcpy_dtoh_async(half, context.addresses["audio"], memory.stream)
         memory.synchronize()
         cuda.memcpy_htod_async(context.addresses["copy"], half.astype(np.float32), memory.stream)
-        (copy,) = buffers.fetch_outputs().values()
-        assert copy.shape == (1, length)
-        assert np.allclose(copy, audio.astype(np.float16).astype(np.float32))
-    assert context.addresses == addresses  # the same device buffers, reused for every shape
+        host, device = buffers.fetch(["copy"])
+        assert host["copy"].shape == device["copy"].shape == (1, length)
+        assert np.allclose(host["copy"], audio.astype(np.float16).astype(np.float32))
+        addresses = addresses or dict(context.addresses)
+        assert context.addresses == addresses  # the same device buffers, reused for every shape
+    # pagelocked_empty's arrays keep their allocation as .base (PagelockedHostAllocation; HostAllocation before 2013)
+    assert set(buffers._host) == {"audio", "copy"}
+    assert all("HostAllocation" in type(array.base).__name__ for array in buffers._host.values())
 
 
 def test_tensorrt_engine_on_gpu_memory(memory, tiny_onnx, speech):
@@ -97,3 +129,34 @@ def test_tensorrt_engine_on_gpu_memory(memory, tiny_onnx, speech):
         expected = reference.run(None, {"input_values": audio.astype(np.float16).astype(np.float32)})[0]
         assert logits.shape == expected.shape and np.allclose(logits, expected, atol=1e-4)
     assert engine._context.addresses == addresses
+
+
+def test_whisper_keeps_its_cache_on_the_gpu(memory, tmp_path_factory):
+    """Whisper's three graphs through TensorRTEngine on real GPU memory (stand-in plans): the encoder's output and
+    the KV cache bound by device address from graph to graph, only token ids in and logits out."""
+    pytest.importorskip("transformers")
+    from test_whisper import SHARED_WHISPER
+
+    if not SHARED_WHISPER.is_dir():
+        pytest.skip(f"no Whisper tokenizer at {SHARED_WHISPER}")
+    import json
+
+    from engines.build import build_engines
+    from engines.builder import make_builder
+    from engines.sidecar import read_sidecar
+    from export import export_onnx, resolve_model
+
+    from tensorrt_stand_ins import bytes_per_token, stand_in_whisper
+
+    onnx_dir = tmp_path_factory.mktemp("gpu-whisper") / "onnx"
+    export_onnx(resolve_model(str(SHARED_WHISPER)), onnx_dir, check=False)
+    (sidecar,) = build_engines(onnx_dir, onnx_dir.parent / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
+    from calibration.datasets import load_dataset
+    from runtime import load_recognizer
+
+    audio = load_dataset()[0].load()
+    on_gpu, _, log = stand_in_whisper(onnx_dir, read_sidecar(sidecar), memory=memory)
+    assert on_gpu.generate(audio) == load_recognizer(sidecar, threads=2).generate(audio)
+    h2d, d2h = bytes_per_token(log)
+    print(json.dumps({"h2d_bytes_per_token": h2d, "d2h_bytes_per_token": d2h}))
+    assert h2d <= 64 * 1024 and d2h <= 256 * 1024

@@ -22,7 +22,7 @@ from engines.tensorrt_settings import (
     workspace_bytes,
 )
 from runtime.engine import EngineError, load_engine
-from runtime.tensorrt_engine import check_plan_compatibility
+from runtime.tensorrt_engine import check_plan_compatibility, plan_mismatches
 
 
 def test_profile_covers_the_dataset(utterances, tiny_onnx):
@@ -115,13 +115,21 @@ def test_int8_check_warns_or_fails_only_without_int8_kernels():
         assert "check the plan's speed" in check_int8_ran(Variant.INT8, fused_only)
 
 
-def test_plans_from_another_version_or_gpu_are_refused(tmp_path):
-    built = {"tensorrt": "8.5.2.2", "gpu": "Orin"}
-    check_plan_compatibility(built, "8.5.2.2", "Orin", tmp_path / "a.plan")
-    with pytest.raises(EngineError, match="TensorRT 8.5.2.2 built it, this is 10.3.0.*rebuild it here"):
-        check_plan_compatibility(built, "10.3.0", "Orin", tmp_path / "a.plan")
-    with pytest.raises(EngineError, match="built for Orin, this GPU is NVIDIA H100"):
-        check_plan_compatibility(built, "8.5.2.2", "NVIDIA H100", tmp_path / "a.plan")
+ORIN_NANO_8GB = {"tensorrt": "10.3.0", "gpu": "Orin", "compute_capability": "8.7", "multiprocessors": 8,
+                 "gpu_memory_mb": 7620, "l4t": "R36.4.3"}
+
+
+def test_plans_from_another_board_or_version_are_refused_saying_what_differs(tmp_path):
+    check_plan_compatibility(dict(ORIN_NANO_8GB), {**ORIN_NANO_8GB, "gpu_memory_mb": 7600}, tmp_path / "a.plan")  # carve-outs
+    orin_nano_4gb = {**ORIN_NANO_8GB, "multiprocessors": 4, "gpu_memory_mb": 3410}
+    with pytest.raises(EngineError, match=r"a.plan was built elsewhere \(multiprocessors 8 when built, 4 here; "
+                                          r"gpu memory mb 7620 when built, 3410 here\): rebuild it here"):
+        check_plan_compatibility(ORIN_NANO_8GB, orin_nano_4gb, tmp_path / "a.plan")
+    assert plan_mismatches(ORIN_NANO_8GB, {**ORIN_NANO_8GB, "tensorrt": "10.7.0", "l4t": "R36.5.0"}) == [
+        "tensorrt 10.3.0 when built, 10.7.0 here", "l4t R36.4.3 when built, R36.5.0 here"]
+    assert plan_mismatches(ORIN_NANO_8GB, {**ORIN_NANO_8GB, "gpu": "NVIDIA H100", "compute_capability": "9.0"}) == [
+        "gpu Orin when built, NVIDIA H100 here", "compute capability 8.7 when built, 9.0 here"]
+    assert plan_mismatches({"tensorrt": "8.6.2", "gpu": "Orin"}, ORIN_NANO_8GB) == ["tensorrt 8.6.2 when built, 10.3.0 here"]
 
 
 def test_tensorrt_absent_is_reported_not_crashed(tmp_path):
@@ -143,15 +151,18 @@ def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
     profile = graph_profile(tiny_onnx / "model.onnx", dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0)))
     engine, memory = stand_in_engine(tiny_onnx / "model.onnx", profile.shapes, declared={"input_values": np.float16})
     assert [(i.name, i.dtype) for i in engine.inputs] == [("input_values", "float16")]
-    assert engine._buffers._host["input_values"].size == 8 * 16000  # sized once, for the profile's max
+    device_buffer = engine._buffers._device["input_values"][0]
+    assert memory.store[device_buffer].size == 8 * 16000 * 2  # sized once, for the profile's max, in fp16
     reference = onnxruntime.InferenceSession(str(tiny_onnx / "model.onnx"), providers=["CPUExecutionProvider"])
     allocations = memory.allocations
     for seconds in (8, 1, 3.5):  # largest first, then smaller: the same buffers serve every length
         audio = speech[np.newaxis, : int(seconds * 16000)].astype(np.float64)  # float64 in: cast to the declared fp16
+        copied = memory.h2d_bytes
         (logits,) = engine.run({"input_values": audio}).values()
         expected = reference.run(None, {"input_values": audio.astype(np.float16).astype(np.float32)})[0]
         assert logits.shape == expected.shape and np.allclose(logits, expected, atol=1e-4)
-    assert memory.allocations == allocations
+        assert memory.h2d_bytes - copied == audio.size * 2  # only this input, as fp16
+    assert memory.allocations == allocations and engine._buffers._host["input_values"].size == 8 * 16000
     with pytest.raises(EngineError, match=r"profile takes \(1, 16000\) to \(1, 128000\).*--profile-max-s"):
         engine.run({"input_values": np.zeros((1, 9 * 16000))})
     with pytest.raises(EngineError, match="missing input 'input_values'"):

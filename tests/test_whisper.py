@@ -175,13 +175,13 @@ class ProfileCheck:
     def __init__(self, engine, profile):
         self.engine, self.profile, self.outside, self.largest = engine, profile, [], {}
 
-    def run(self, feeds):
+    def run_device(self, feeds, to_host=()):
         for name, array in feeds.items():
             low, _, high = self.profile.shapes[name]
             if not all(lo <= n <= hi for n, lo, hi in zip(array.shape, low, high, strict=True)):
                 self.outside.append((name, array.shape, low, high))
             self.largest[name] = tuple(max(pair) for pair in zip(self.largest.get(name, array.shape), array.shape))
-        return self.engine.run(feeds)
+        return self.engine.run_device(feeds, to_host)
 
 
 def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tiny_whisper_engines, utterances):
@@ -212,26 +212,42 @@ def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tin
 
 def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_onnx, tiny_whisper_engines, utterances):
     """Whisper's three graphs through our TensorRTEngine (buffers sized for the profiles, int64 token ids cast
-    to the int32 TensorRT 8.x declares, a KV cache growing step by step in reused buffers) over stand-in plans
-    that run the graphs with ONNX Runtime: the same tokens as the ONNX Runtime engines, batch of two."""
-    from engines.profiles import dimension_ranges, graph_profile
+    to the int32 TensorRT 8.x declares) over stand-in plans that run the graphs with ONNX Runtime on one stand-in
+    GPU: the same tokens as the ONNX Runtime engines, batch of two; the encoder's output, the cross-attention
+    K/V and the growing self-attention K/V never leave the device; no allocation after the first window."""
     from engines.sidecar import read_sidecar
     from runtime import load_recognizer
-    from runtime.whisper import WhisperRecognizer
 
-    from tensorrt_stand_ins import stand_in_engine
+    from tensorrt_stand_ins import bytes_per_token, stand_in_whisper
 
     sidecar = read_sidecar(tiny_whisper_engines / "tiny-whisper-fp32.json")
-    engines, memories = {}, {}
-    for part in ("encoder", "decoder", "decoder_with_past"):
-        onnx_path = tiny_whisper_onnx / f"{part}_model.onnx"
-        profile = graph_profile(onnx_path, dimension_ranges("whisper", part, tiny_whisper_onnx, (2.0, 6.0), max_batch=2))
-        engines[part], memories[part] = stand_in_engine(onnx_path, profile.shapes)
-    assert dict((i.name, i.dtype) for i in engines["decoder"].inputs)["input_ids"] == "int32"
-    allocations = {part: memory.allocations for part, memory in memories.items()}
-    stand_in = WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar)
+    stand_in, memory, log = stand_in_whisper(tiny_whisper_onnx, sidecar, max_batch=2)
+    assert dict((i.name, i.dtype) for i in stand_in.decoder.inputs)["input_ids"] == "int32"
     reference = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
     audio = [utterance.load() for utterance in utterances[:2]]
     tokens = stand_in.generate_batch(audio)
     assert tokens == reference.generate_batch(audio) and len(tokens[0]) == 22  # up to max_length: the cache's largest shape
-    assert {part: memory.allocations for part, memory in memories.items()} == allocations
+    allocations = memory.allocations
+    assert stand_in.generate_batch(audio[::-1]) == tokens[::-1] and memory.allocations == allocations
+
+    features = 2 * 80 * 3000 * 4
+    assert log["encoder"]["h2d"] == 2 * features and log["encoder"]["d2h"] == 0  # its output stayed on the device
+    h2d, d2h = bytes_per_token(log)
+    vocabulary = 51864
+    print(f"tiny random Whisper, batch 2, stand-ins: {h2d:.0f} B host->device and {d2h:.0f} B device->host per step")
+    assert h2d <= 2 * 4 * 4  # the two windows' token ids (the prompt's, int32, at the first step)
+    assert d2h <= 2 * 2 * vocabulary * 4  # the logits only (the first step: the prompt's two positions)
+
+
+def test_device_transfers_per_token_stay_within_budget(tiny_whisper_onnx, tiny_whisper_engines, utterances):
+    """The budget of issue 11 for batch 1: at most 64 KiB host->device and 256 KiB device->host per token.
+    Whisper's vocabulary fixes the logits (203 KiB in fp32); the KV cache, whatever the model size, crosses nothing."""
+    from engines.sidecar import read_sidecar
+
+    from tensorrt_stand_ins import bytes_per_token, stand_in_whisper
+
+    stand_in, _, log = stand_in_whisper(tiny_whisper_onnx, read_sidecar(tiny_whisper_engines / "tiny-whisper-fp32.json"))
+    for utterance in utterances[:3]:
+        stand_in.generate(utterance.load())
+    h2d, d2h = bytes_per_token(log)
+    assert h2d <= 64 * 1024 and d2h <= 256 * 1024

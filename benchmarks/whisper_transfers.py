@@ -1,0 +1,87 @@
+"""Bytes Whisper moves between host and device per token through the TensorRT runtime, counted on stand-ins.
+
+    .venv/bin/python benchmarks/whisper_transfers.py [--model ../shared/models/whisper-tiny.en-hf] [--limit 10]
+
+whisper tiny.en's three exported graphs run through our TensorRTEngine over stand-in plans (ONNX Runtime
+executes each graph on bytes held in a stand-in GPU; tests/tensorrt_stand_ins.py) and every host<->device copy
+is counted, for the bundled utterances one at a time (batch 1). Two ways of driving the same engines:
+`device` is the recognizer as it is (run_device: encoder output, cross- and self-attention K/V stay on the
+device, only token ids in and logits out); `host round trips` feeds every graph host arrays and copies every
+output back, as the runtime did before. Per token = per decoder step (the first decoder's step and each
+step with the KV cache), the decoders' copies only; the features in (once per 30 s window) are shown apart.
+The last line reads `h2d_bytes_per_token=X d2h_bytes_per_token=Y` for the device way (goal: X <= 64 KiB,
+Y <= 256 KiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from calibration.datasets import load_dataset  # noqa: E402
+from engines.build import build_engines  # noqa: E402
+from engines.builder import make_builder  # noqa: E402
+from engines.sidecar import read_sidecar  # noqa: E402
+from export import export_onnx, resolve_model  # noqa: E402
+from runtime.engine import DeviceTensor  # noqa: E402
+
+from tensorrt_stand_ins import bytes_per_token, stand_in_whisper  # noqa: E402
+
+WORK = ROOT / ".cache" / "bench-whisper-transfers"
+
+
+class HostRoundTrips:
+    """An engine driven the old way: every input from host arrays, every output copied back to the host."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def run_device(self, feeds, to_host=()):
+        host = {name: value.handle if isinstance(value, DeviceTensor) else value for name, value in feeds.items()}
+        outputs = self.engine.run_device(host, [info.name for info in self.engine.outputs])[0]
+        return outputs, {name: DeviceTensor("host", array.shape, array.dtype.name, array) for name, array in outputs.items()}
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+
+def measure(onnx_dir: Path, sidecar: dict, audio: list, round_trips: bool) -> dict:
+    recognizer, _, log = stand_in_whisper(onnx_dir, sidecar)
+    if round_trips:
+        for part in ("encoder", "decoder", "decoder_with_past"):
+            setattr(recognizer, part, HostRoundTrips(getattr(recognizer, part)))
+    tokens = sum(len(recognizer.generate(samples)) for samples in audio)
+    h2d, d2h = bytes_per_token(log)
+    return {"h2d": h2d, "d2h": d2h, "features": log["encoder"]["h2d"] / log["encoder"]["runs"],
+            "encoder_out": log["encoder"]["d2h"] / log["encoder"]["runs"], "tokens": tokens,
+            "steps": log["decoder"]["runs"] + log["decoder_with_past"]["runs"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=ROOT.parent / "shared" / "models" / "whisper-tiny.en-hf")
+    parser.add_argument("--limit", type=int, default=10)
+    args = parser.parse_args()
+
+    onnx_dir = WORK / "onnx"
+    if not (onnx_dir / "export.json").is_file():
+        export_onnx(resolve_model(str(args.model)), onnx_dir, check=False)
+    (sidecar_path,) = build_engines(onnx_dir, WORK / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
+    sidecar = read_sidecar(sidecar_path)
+    audio = [utterance.load() for utterance in load_dataset()[: args.limit]]
+    print(f"{sidecar['model']}, {len(audio)} utterances, batch 1, stand-in plans")
+    results = {"host round trips": measure(onnx_dir, sidecar, audio, True), "device": measure(onnx_dir, sidecar, audio, False)}
+    print(f"\n{'way':<18}{'h2d B/token':>14}{'d2h B/token':>14}{'features B/window':>19}{'encoder out B/window':>22}{'steps':>7}")
+    for way, result in results.items():
+        print(f"{way:<18}{result['h2d']:>14,.0f}{result['d2h']:>14,.0f}{result['features']:>19,.0f}"
+              f"{result['encoder_out']:>22,.0f}{result['steps']:>7}")
+    device = results["device"]
+    print(f"h2d_bytes_per_token={device['h2d']:.0f} d2h_bytes_per_token={device['d2h']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
