@@ -170,15 +170,66 @@ def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
 
 
 def test_check_device_compares_a_models_plans_with_onnxruntime_by_wer(tiny_onnx, tmp_path, monkeypatch, capsys):
-    """`make check-device CHECK_ONNX=...` logic, with ONNX Runtime standing in for the TensorRT builder."""
+    """`make check-device CHECK_ONNX=...` logic, with ONNX Runtime standing in for the TensorRT builder: each
+    precision built and judged as its own steps."""
     import engines.builder
     from check_device.__main__ import Checks, _check_model
 
     onnxruntime_builder = engines.builder.make_builder("onnxruntime")
-    monkeypatch.setattr(engines.builder, "make_builder", lambda backend="auto": onnxruntime_builder)
+    monkeypatch.setattr(engines.builder, "make_builder", lambda backend="auto", tensorrt=None: onnxruntime_builder)
     checks = Checks()
     _check_model(checks, tiny_onnx, tmp_path, count=2)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("     ONNX Runtime fp32: ") and "% WER on 2 utterances" in lines[0]
-    assert any(line.startswith("PASS tiny-fp32 transcribes like ONNX Runtime: ") and "+0.00 points" in line for line in lines)
-    assert checks.failed == 0 and sum(line.startswith("PASS") for line in lines) == 5  # build + fp32, fp16, int8, int8-qdq
+    assert any(line.startswith("PASS tiny-fp32 transcribes like ONNX Runtime (") and "+0.00 points" in line for line in lines)
+    passed = [line.split(" (")[0] for line in lines if line.startswith("PASS")]
+    assert checks.failed == 0 and len(passed) == 7  # 3 builds; fp32, fp16, int8, int8-qdq judged
+    assert passed[0] == f"PASS build {tiny_onnx} fp32 plans"
+
+
+def test_check_device_runs_in_a_jetson_venv_up_to_tensorrt(tmp_path):
+    """What `make install-jetson` installs is enough: with torch, transformers and optimum unimportable (a Jetson
+    venv has none), check_device writes its model, runs it with ONNX Runtime, and stops at the missing TensorRT
+    with one line: no other failure, no traceback."""
+    import subprocess
+    import sys
+
+    refuse = """
+import runpy, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "transformers", "optimum"}:
+            raise ImportError(f"{name} is not in a Jetson venv")
+sys.meta_path.insert(0, Refuse())
+sys.argv = ["check_device"]
+runpy.run_module("check_device", run_name="__main__")
+"""
+    result = subprocess.run([sys.executable, "-c", refuse], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                            timeout=300)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert lines[0].startswith("PASS write a small CTC model and run it with ONNX Runtime (")
+    assert lines[1].startswith("FAIL import tensorrt, pycuda, polygraphy (") and "TensorRT not installed" in lines[1]
+    assert lines[2] == "nothing more to check without them (on a Jetson: make install-jetson)" and len(lines) == 3
+    assert "Traceback" not in result.stderr
+
+
+def test_check_device_builds_runs_and_judges_each_precision_apart(tmp_path, monkeypatch, capsys):
+    """`make check-device`'s steps on its small CTC model, with ONNX Runtime standing in for TensorRT: each
+    precision built, run (timed, buffers reused at 4 s) and judged on its own line; int8 against fp32."""
+    import engines.builder
+    from check_device.__main__ import Checks, _check_tiny_plans, _tiny_model
+
+    onnxruntime_builder = engines.builder.make_builder("onnxruntime")
+    monkeypatch.setattr(engines.builder, "make_builder", lambda backend="auto", tensorrt=None: onnxruntime_builder)
+    checks = Checks()
+    tiny = _tiny_model(tmp_path)
+    _check_tiny_plans(checks, tmp_path, tiny)
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line.split(" (")[0] for line in lines if line.startswith(("PASS", "FAIL"))]
+    assert steps[:9] == [f"PASS {text}" for precision in ("fp32", "fp16", "int8")
+                         for text in (f"build the {precision} plan", f"run the {precision} plan", f"{precision} plan's output")]
+    int8 = next(line for line in lines if line.startswith("PASS int8 plan's output"))
+    assert "against the fp32 plan" in int8 and "% of frames' tokens" in int8
+    assert sum("ms per 8 s of audio on cpu" in line for line in lines) == 3
+    assert steps[9].startswith("FAIL power meter") and checks.failed == 1  # this machine has no power meter
