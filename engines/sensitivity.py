@@ -40,16 +40,28 @@ def fragile_nodes(model_path: Path, stream: CalibrationStream, op_types: tuple[s
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]
     inputs = list(stream)[:samples]
-    runs = [dict(zip(names, session.run(None, sample))) for sample in inputs]
-    fragile = {}
-    for node_name, tensors in probed.items():
+    tensors = sorted({t for tensors in probed.values() for t in tensors})
+
+    def runs():
+        """One sample's probed tensors at a time: attention probabilities alone are heads x 1500 x 1500 floats
+        per layer for Whisper, so holding every sample's would not fit an 8 GB board."""
+        for sample in inputs:
+            yield dict(zip(names, session.run(None, sample)))
+
+    low, high = dict.fromkeys(tensors, np.inf), dict.fromkeys(tensors, -np.inf)
+    for run in runs():  # first pass: the range the calibrator sees, over every sample
         for tensor in tensors:
-            values = [run[tensor] for run in runs]
-            low, high = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
-            sqnr = min(_sqnr_db(value, low, high, symmetric) for value in values)
-            if sqnr < min_sqnr_db:
-                fragile[node_name] = (f"input {tensor} SQNR {sqnr:.1f} dB < {min_sqnr_db:g} dB at 8 bits "
-                                      f"(range {low:.3g} to {high:.3g})")
+            low[tensor], high[tensor] = min(low[tensor], float(run[tensor].min())), max(high[tensor], float(run[tensor].max()))
+    worst = dict.fromkeys(tensors, np.inf)
+    for run in runs():  # second pass: each sample quantized over that range; the worst sample counts
+        for tensor in tensors:
+            worst[tensor] = min(worst[tensor], _sqnr_db(run[tensor], low[tensor], high[tensor], symmetric))
+    fragile = {}
+    for node_name, node_tensors in probed.items():
+        for tensor in node_tensors:
+            if worst[tensor] < min_sqnr_db:
+                fragile[node_name] = (f"input {tensor} SQNR {worst[tensor]:.1f} dB < {min_sqnr_db:g} dB at 8 bits "
+                                      f"(range {low[tensor]:.3g} to {high[tensor]:.3g})")
                 break
     return fragile
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from calibration.datasets import DEFAULT_DATASET, load_dataset
 
+SHARED_WHISPER = Path(__file__).resolve().parents[2] / "shared" / "models" / "whisper-tiny.en-hf"
 VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
 
 
@@ -63,3 +65,49 @@ def utterances():
 def speech(utterances) -> np.ndarray:
     """Eight seconds of a real LibriSpeech utterance."""
     return utterances[0].load()[: 8 * 16_000]
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory):
+    """A two-layer random Whisper from a config, with tiny.en's tokenizer and generation settings."""
+    if not SHARED_WHISPER.is_dir():
+        pytest.skip(f"tiny.en's tokenizer files are needed from {SHARED_WHISPER}")
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    folder = tmp_path_factory.mktemp("whisper") / "tiny-whisper"
+    config = WhisperConfig.from_pretrained(SHARED_WHISPER)
+    config.update({"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
+                   "decoder_attention_heads": 2, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128})
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    for name in ("generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                 "added_tokens.json", "special_tokens_map.json", "preprocessor_config.json", "normalizer.json"):
+        shutil.copyfile(SHARED_WHISPER / name, folder / name)
+    generation = json.loads((folder / "generation_config.json").read_text())
+    generation["max_length"] = 24  # random weights rarely say end-of-text: keep decoding short
+    (folder / "generation_config.json").write_text(json.dumps(generation))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_onnx(tiny_whisper, tmp_path_factory):
+    from export import export_onnx, resolve_model
+
+    onnx_dir = tmp_path_factory.mktemp("whisper-onnx") / "tiny-whisper"
+    report = export_onnx(resolve_model(str(tiny_whisper)), onnx_dir)
+    assert report.files == ["decoder_model.onnx", "decoder_with_past_model.onnx", "encoder_model.onnx"]
+    assert report.max_abs_diff < 1e-3
+    return onnx_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_engines(tiny_whisper_onnx, tmp_path_factory):
+    from engines.build import CalibrationSettings, build_engines
+    from engines.builder import make_builder
+
+    out = tmp_path_factory.mktemp("whisper-engines")
+    build_engines(tiny_whisper_onnx, out, make_builder("onnxruntime"), ["fp32", "int8"], CalibrationSettings(count=4),
+                  progress=False)
+    return out

@@ -9,6 +9,7 @@ casting, copying, shaping and reusing buffers on real graphs.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -125,14 +126,16 @@ class StandInContext:
         mode, _, dims = self.plan.tensors[name]
         if mode == INPUT:
             return self.shapes[name]
-        # Optimum names the first decoder's cache "past + decoder length" though it has no past: unbound names are 0
+        # Optimum names the first decoder's cache "past + decoder length" though it has no past: unbound names are 0;
+        # shape inference writes output lengths as floor(...) expressions
+        functions = {"floor": math.floor, "ceil": math.ceil, "max": max, "min": min}
         bound = {name: 0 for _, _, dims in self.plan.tensors.values() for dim in dims if isinstance(dim, str)
-                 for name in re.findall(r"[A-Za-z_]\w*", dim)}
+                 for name in re.findall(r"[A-Za-z_]\w*", dim) if name not in functions}
         for input_name, shape in self.shapes.items():
             for dim, size in zip(self.plan.tensors[input_name][2], shape):
                 if isinstance(dim, str):
                     bound[dim] = size
-        return tuple(dim if isinstance(dim, int) else int(eval(dim, {"__builtins__": {}}, bound)) for dim in dims)
+        return tuple(dim if isinstance(dim, int) else int(eval(dim, {"__builtins__": {}, **functions}, bound)) for dim in dims)
 
     def set_tensor_address(self, name: str, address: int) -> bool:
         self.addresses[name] = int(address)

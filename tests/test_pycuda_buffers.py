@@ -135,7 +135,7 @@ def test_whisper_keeps_its_cache_on_the_gpu(memory, tmp_path_factory):
     """Whisper's three graphs through TensorRTEngine on real GPU memory (stand-in plans): the encoder's output and
     the KV cache bound by device address from graph to graph, only token ids in and logits out."""
     pytest.importorskip("transformers")
-    from test_whisper import SHARED_WHISPER
+    from conftest import SHARED_WHISPER
 
     if not SHARED_WHISPER.is_dir():
         pytest.skip(f"no Whisper tokenizer at {SHARED_WHISPER}")

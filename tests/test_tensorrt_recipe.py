@@ -171,3 +171,61 @@ def test_calibration_cache_is_keyed_by_what_it_was_made_from(builder_for, tiny_o
     assert builder.recipe(job(tiny_onnx, tmp_path, Variant.INT8, other_stream)).calibration_cache.name != first.name
     upgraded, _ = builder_for("10.3.0", int8_mode="implicit")
     assert upgraded.recipe(job(tiny_onnx, tmp_path, Variant.INT8, stream)).calibration_cache.name != first.name
+
+
+@pytest.mark.parametrize("part", ["encoder", "decoder", "decoder_with_past"])
+def test_fp16_pinning_on_whispers_graphs(builder_for, tiny_whisper_onnx, tmp_path, part):
+    """Whisper's exported graphs, as onnx-tensorrt would name and type their layers: every LayerNorm and Softmax
+    pinned to fp32, no shape, cast or constant layer touched, nothing else pinned."""
+    builder, trt = builder_for("10.3.0")
+    graph_job = GraphJob(tiny_whisper_onnx, "whisper", GraphPart(part, f"{part}_model.onnx", part == "encoder"), Variant.FP16,
+                         tmp_path / f"w-fp16.{part}.plan", None, tmp_path)
+    recipe = builder.recipe(graph_job)
+    network, layers = network_from_onnx(tiny_whisper_onnx / f"{part}_model.onnx", trt)
+    recipe.network._func(network)
+    pinned = [layer for layer in layers if layer.precision is trt.float32]
+    fragile = [layer for layer in layers if layer.type in (trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX)]
+    assert fragile and all(layer in pinned for layer in fragile)
+    assert all(layer.type in (trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX) or "norm" in layer.name.lower()
+               or "softmax" in layer.name.lower() for layer in pinned)
+    untouched = (trt.LayerType.SHAPE, trt.LayerType.CAST, trt.LayerType.CONSTANT)
+    assert all(layer.precision is None and not layer.output_types for layer in layers if layer.type in untouched)
+
+
+@pytest.fixture(scope="module")
+def real_exports(tmp_path_factory):
+    """The graphs users build: wav2vec2-base (random weights, its real architecture) and whisper tiny.en."""
+    from conftest import SHARED_WHISPER
+    from export import export_onnx, resolve_model
+
+    folders = {}
+    for name, model in (("wav2vec2-base", "random:wav2vec2-base"), ("whisper-tiny.en", str(SHARED_WHISPER))):
+        if name.startswith("whisper") and not SHARED_WHISPER.is_dir():
+            continue
+        folders[name] = tmp_path_factory.mktemp("real") / name
+        export_onnx(resolve_model(model), folders[name], check=False)
+    return folders
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "graph"), [("wav2vec2-base", "model.onnx"), ("whisper-tiny.en", "encoder_model.onnx"),
+                                              ("whisper-tiny.en", "decoder_with_past_model.onnx")])
+def test_pinning_on_the_real_exported_graphs(builder_for, real_exports, tmp_path, model, graph):
+    """On the full-size exports: the layers the name rule matches that compute no floats (the group norm's
+    Shape with its INT64 output) are never pinned, every norm and softmax is."""
+    if model not in real_exports:
+        pytest.skip("no whisper tiny.en weights beside the clone")
+    builder, trt = builder_for("10.3.0")
+    family, part = ("ctc", "model") if model.startswith("wav2vec2") else ("whisper", graph.removesuffix("_model.onnx"))
+    recipe = builder.recipe(GraphJob(real_exports[model], family, GraphPart(part, graph), Variant.FP16,
+                                     tmp_path / f"{model}-fp16.plan", None, tmp_path))
+    network, layers = network_from_onnx(real_exports[model] / graph, trt)
+    recipe.network._func(network)
+    matched = [layer for layer in layers if "norm" in layer.name.lower() or "softmax" in layer.name.lower()]
+    not_float = [layer for layer in matched if any(layer.get_output(i).dtype not in (trt.float32, trt.float16)
+                                                   for i in range(layer.num_outputs))]
+    assert all(layer.precision is None and not layer.output_types for layer in not_float)
+    if model.startswith("wav2vec2"):
+        assert "/wav2vec2/feature_extractor/conv_layers.0/layer_norm/Shape" in {layer.name for layer in not_float}
+    fragile = [layer for layer in layers if layer.type in (trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX)]
+    assert fragile and all(layer.precision is trt.float32 for layer in fragile)
