@@ -18,17 +18,19 @@ install: .venv/.installed
 	python3 -m venv .venv
 	.venv/bin/pip install --quiet --upgrade pip
 	.venv/bin/pip install --quiet torch==2.13.0   # the CPU wheel first, so nothing pulls a CUDA build
-	.venv/bin/pip install --quiet -e '.[export,cpu,report,nvml,test]'
+	.venv/bin/pip install --quiet -e '.[export,build,bench,cpu,report,nvml,test]'
 	touch $@
 
 # On a Jetson: JetPack's TensorRT is seen through the system site-packages; pycuda builds against CUDA.
 install-jetson:
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python >= 3.10 needed (JetPack 6); JetPack 5's TensorRT bindings are for Python 3.8"; exit 1; }
 	@command -v nvcc >/dev/null || { echo "nvcc not on PATH: export PATH=/usr/local/cuda/bin:\$$PATH (pycuda builds from source)"; exit 1; }
+	@python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+		|| { echo "Python headers missing (pycuda builds against them): sudo apt install python3-dev"; exit 1; }
 	python3 -m venv --system-site-packages .venv
 	.venv/bin/pip install --quiet --upgrade pip
 	.venv/bin/python -c "import tensorrt" || { echo "TensorRT's Python bindings missing: sudo apt install python3-libnvinfer"; exit 1; }
-	.venv/bin/pip install --quiet -e '.[jetson,report,test]'
+	.venv/bin/pip install --quiet -e '.[jetson,build,bench,report,test]'
 	# ONNX Runtime's quantizer makes the INT8 files; NVIDIA's Jetson wheel of onnxruntime-gpu serves if installed.
 	.venv/bin/python -c "import onnxruntime" 2>/dev/null || .venv/bin/pip install --quiet onnxruntime
 	touch .venv/.installed

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from common.extras import require
+
+require("python -m calibration", "build")
+
 import click
 import numpy as np
 

@@ -19,6 +19,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from common.extras import require
+
+require("python -m check_device", "build")
+
 import click
 import numpy as np
 
@@ -74,6 +78,7 @@ def main(onnx_dir: Path | None, count: int) -> None:
     if feeds is not None:
         _check_tiny_plans(checks, work, feeds)
     if onnx_dir is not None:
+        require("python -m check_device ONNX_DIR", "bench")  # WER needs jiwer and the normaliser
         _check_model(checks, onnx_dir, work, count)
     print(f"{'all checks passed' if not checks.failed else f'{checks.failed} checks failed'} (work files in {work})")
     sys.exit(1 if checks.failed else 0)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from common.extras import require
+
+require("python -m engines", "build")
+
 import click
 
 from calibration.datasets import DEFAULT_DATASET, DatasetError

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
+from common.extras import require
+
+require("python -m export", "export")
+
 import click
 
 from export.models import ALIASES, ModelError, resolve_model

@@ -12,6 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from common.extras import require
+
+require("python -m measure.check_meter", "bench")
+
 import click
 import numpy as np
 

@@ -6,6 +6,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from common.extras import require
+
+require("python -m measure.report", "report")
+
 import click
 
 from common.files import write_text_atomic

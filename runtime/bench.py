@@ -4,7 +4,11 @@ The bench measures engines, so it belongs to the last stage; this module only ke
 import the runtime never import it.
 """
 
-from measure.bench import main
+from common.extras import require
+
+require("python -m runtime.bench", "bench")
+
+from measure.bench import main  # noqa: E402  (after the check: the bench imports its extra)
 
 if __name__ == "__main__":
     main()

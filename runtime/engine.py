@@ -70,7 +70,11 @@ class Engine(Protocol):
 def _onnxruntime(path: Path, **settings) -> Engine:
     from runtime.onnxruntime_engine import OnnxRuntimeEngine
 
-    return OnnxRuntimeEngine(path, **settings)
+    try:
+        return OnnxRuntimeEngine(path, **settings)
+    except ImportError:
+        raise EngineError(f"{path}: needs ONNX Runtime: pip install 'asr-engines[cpu]' (or [gpu]; on a Jetson, "
+                          "NVIDIA's onnxruntime-gpu wheel)") from None
 
 
 def _tensorrt(path: Path, **settings) -> Engine:

@@ -1,10 +1,12 @@
-"""`python -m runtime.transcribe ENGINE AUDIO...`: print what an engine hears in each file."""
+"""`python -m runtime.transcribe ENGINE AUDIO...`: print what an engine hears in each file.
+
+Part of the base install (argparse, no click): an app's machine can run it with the runtime alone.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
-
-import click
 
 from common.audio import AudioError, load_audio
 from engines.sidecar import SidecarError
@@ -12,27 +14,31 @@ from runtime.engine import EngineError
 from runtime.recognizer import load_recognizer
 
 
-@click.command()
-@click.argument("engine", type=click.Path(exists=True, dir_okay=False))
-@click.argument("audio", nargs=-1, required=True, type=click.Path())
-@click.option("--threads", type=int, help="CPU threads for the backend [default: the backend's].")
-def main(engine: str, audio: tuple[str, ...], threads: int | None) -> None:
-    """Transcribe each AUDIO file (any format soundfile reads, any rate) with ENGINE (engine file or sidecar)."""
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.transcribe",
+        description="Transcribe each AUDIO file (any format soundfile reads, any rate, any channels) with ENGINE "
+                    "(an engine file or its .json sidecar). One file: its text; several: path<TAB>text per line.")
+    parser.add_argument("engine", help="engine file (.onnx, .plan) or its sidecar (.json)")
+    parser.add_argument("audio", nargs="+", help="audio files")
+    parser.add_argument("--threads", type=int, help="CPU threads for the backend [default: the backend's]")
+    arguments = parser.parse_args(argv)
     try:
-        recognizer = load_recognizer(engine, threads=threads)
+        recognizer = load_recognizer(arguments.engine, threads=arguments.threads)
     except (SidecarError, EngineError, ValueError) as error:
-        sys.exit(f"transcribe: {error}")
+        print(f"transcribe: {error}", file=sys.stderr)
+        return 1
     failed = False
-    for path in audio:
+    for path in arguments.audio:
         try:
             text = recognizer.transcribe(load_audio(path))
         except AudioError as error:
-            click.echo(f"transcribe: {error}", err=True)
+            print(f"transcribe: {error}", file=sys.stderr)
             failed = True
             continue
-        click.echo(f"{path}\t{text}" if len(audio) > 1 else text)
-    sys.exit(1 if failed else 0)
+        print(f"{path}\t{text}" if len(arguments.audio) > 1 else text)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -196,6 +196,7 @@ def test_fp16_pinning_on_whispers_graphs(builder_for, tiny_whisper_onnx, tmp_pat
 def real_exports(tmp_path_factory):
     """The graphs users build: wav2vec2-base (random weights, its real architecture) and whisper tiny.en."""
     from conftest import SHARED_WHISPER
+
     from export import export_onnx, resolve_model
 
     folders = {}
