@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.audio import load_audio
+from common.audio import SAMPLE_RATE, load_audio
 
 #: The study's 70 LibriSpeech dev-clean utterances (speaker 3752, chapter 4944, CC BY 4.0), bundled.
 DEFAULT_DATASET = Path(__file__).resolve().parent.parent / "data" / "librispeech-3752-4944"
@@ -41,6 +41,8 @@ def load_dataset(source: str | Path = DEFAULT_DATASET) -> list[Utterance]:
     `id` is optional. Utterances come back sorted by id, so runs are reproducible.
     """
     source = Path(source)
+    if not source.exists():
+        raise DatasetError(f"{source}: no such dataset folder or manifest")
     if source.is_dir():
         utterances = _librispeech_folder(source)
     elif source.suffix == ".jsonl":
@@ -48,13 +50,17 @@ def load_dataset(source: str | Path = DEFAULT_DATASET) -> list[Utterance]:
     elif source.suffix == ".csv":
         with source.open(newline="", encoding="utf-8") as handle:
             utterances = _manifest_rows(source, list(csv.DictReader(handle)))
-    elif not source.exists():
-        raise DatasetError(f"{source}: no such dataset folder or manifest")
     else:
         raise DatasetError(f"{source}: expected a folder with *.trans.txt, a .jsonl or a .csv manifest")
     if not utterances:
         raise DatasetError(f"{source}: no utterances found")
     return sorted(utterances, key=lambda utterance: utterance.id)
+
+
+def check_dataset(utterances: list[Utterance]) -> float:
+    """Decode every utterance once, so a corrupt, empty, missing or non-finite file is one line naming it before
+    any measurement starts (AudioError); returns the audio's total length in seconds."""
+    return sum(len(utterance.load()) for utterance in utterances) / SAMPLE_RATE
 
 
 def dataset_fingerprint(utterances: list[Utterance]) -> str:
@@ -100,9 +106,12 @@ def _jsonl_rows(manifest: Path) -> list[dict]:
     for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DatasetError(f"{manifest}:{number}: not JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise DatasetError(f"{manifest}:{number}: a {type(row).__name__}, not an object with 'audio' and 'text'")
+            rows.append(row)
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -71,6 +72,30 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256_file, remembered per file by size and modification time in the user's cache
+    (`$XDG_CACHE_HOME/asr-engines/sha256.json`), so checking a 150 MB engine at every load costs a stat.
+    Where that cache cannot be written, the file is hashed each time."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key, stamp = str(path), [stat.st_size, stat.st_mtime_ns]
+    cache_file = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asr-engines" / "sha256.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(key)
+    if entry and entry[:2] == stamp:
+        return entry[2]
+    digest = sha256_file(path)
+    cache[key] = [*stamp, digest]
+    try:
+        write_text_atomic(cache_file, json.dumps(cache))
+    except OSError:
+        pass
+    return digest
 
 
 def sha256_file(path: Path) -> str:

@@ -45,8 +45,24 @@ def read_exported_model(onnx_dir: Path) -> ExportedModel:
     """The model exported in `onnx_dir` by `python -m export` (AssetsError if a file is missing)."""
     export = read_export(onnx_dir)
     family = export["family"]
-    return ExportedModel(onnx_dir, export["model"], export["source"], family, graph_parts(export),
+    parts = graph_parts(export)
+    for part in parts:
+        check_graph(onnx_dir / part.file)
+    return ExportedModel(onnx_dir, export["model"], export["source"], family, parts,
                          front_end(onnx_dir, family), decoder(onnx_dir, family))
+
+
+def check_graph(path: Path) -> None:
+    """Refuse a missing, truncated or corrupt ONNX file before anything is built from it."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if not path.is_file():
+        raise AssetsError(f"{path}: missing (the export writes it; re-export)")
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError) as error:
+        raise AssetsError(f"{path}: not a readable ONNX file, truncated or corrupt ({type(error).__name__}); re-export it") from None
 
 
 def read_export(onnx_dir: Path) -> dict:

@@ -49,7 +49,7 @@ def build_engines(
 
     out_dir = Path(out_dir)
     variants = [variant for precision in map(Precision.parse, precisions) for variant in builder.variants(precision)]
-    model = read_exported_model(Path(onnx_dir))
+    model = read_exported_model(Path(onnx_dir))  # a broken export is refused before out_dir is made
     stream: CalibrationStream | None = None
     written = []
     for variant in tqdm(variants, desc=f"{model.name} engines", disable=not progress, unit="engine"):
@@ -76,15 +76,16 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
             extra += [scratch / file for file in details[part.name].pop("extra_files", [])]
             files[part.name] = name
         decoder = _stage_decoder_assets(model, scratch, stem)
-        extra += [scratch / decoder["tokenizer"]] if "tokenizer" in decoder else []
+        decoder_files = [decoder["tokenizer"]] if "tokenizer" in decoder else []
+        extra += [scratch / name for name in decoder_files]
         sidecar = scratch / f"{stem}.json"
-        write_sidecar(sidecar, _sidecar(model, variant, builder, stem, files, details, decoder, stream, started))
+        write_sidecar(sidecar, _sidecar(model, variant, builder, stem, files, decoder_files, scratch, details, decoder, stream, started))
         publish([scratch / name for name in files.values()] + extra + [sidecar], out_dir)
     return out_dir / sidecar.name
 
 
-def _sidecar(model: ExportedModel, variant: Variant, builder: Builder, stem: str, files: dict, details: dict,
-             decoder: dict, stream: CalibrationStream | None, started: float) -> dict:
+def _sidecar(model: ExportedModel, variant: Variant, builder: Builder, stem: str, files: dict, decoder_files: list[str],
+             scratch: Path, details: dict, decoder: dict, stream: CalibrationStream | None, started: float) -> dict:
     return {
         "engine": stem,
         "model": model.name,
@@ -98,6 +99,7 @@ def _sidecar(model: ExportedModel, variant: Variant, builder: Builder, stem: str
         "front_end": model.front_end.config(),
         "decoder": decoder,
         "files": files,
+        "files_sha256": {name: sha256_file(scratch / name) for name in [*files.values(), *decoder_files]},
         "io": {part: detail.pop("io") for part, detail in details.items()},
         "build": details,
         "calibration": {**stream.description, "sha256": stream.sha256} if stream is not None else None,

@@ -1,7 +1,9 @@
 """The JSON sidecar that travels with every engine: what it was built from, how, where, and how to run it.
 
 An engine is one sidecar `<model>-<variant>.json` plus the files it names (one for CTC models, one per
-graph for Whisper). The runtime reads only this file and the engine files: no transformers needed.
+graph for Whisper). The runtime reads only this file and the engine files: no transformers needed. The
+sidecar holds each file's sha256, and the runtime checks them before loading: an fp32 file copied over the
+int8 one must not run, and be measured, as int8.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common.files import write_text_atomic
+from common.files import cached_sha256, write_text_atomic
 
-SIDECAR_FORMAT = 1
+SIDECAR_FORMAT = 2  # 2: the sha256 of every file it names
 
 
 class SidecarError(ValueError):
@@ -47,6 +49,18 @@ def read_sidecar(path: str | Path) -> dict:
         raise SidecarError(f"{sidecar}: sidecar format {data.get('format')!r}, this code reads {SIDECAR_FORMAT}; rebuild")
     data["_dir"] = str(sidecar.parent)
     return data
+
+
+def verify_files(sidecar: dict) -> None:
+    """Refuse, in one line, an engine whose files are not those its sidecar was written with."""
+    folder = Path(sidecar["_dir"])
+    for name, digest in sidecar["files_sha256"].items():
+        path = folder / name
+        if not path.is_file():
+            raise SidecarError(f"{path}: missing; its sidecar {sidecar['engine']}.json names it")
+        if cached_sha256(path) != digest:
+            raise SidecarError(f"{path} is not the file {sidecar['engine']}.json was built with (sha256 differs): "
+                               "rebuild the engine, or put its own file back")
 
 
 def write_sidecar(path: Path, data: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,27 +41,70 @@ class ModelSource:
 def resolve_model(model: str) -> ModelSource:
     """Map an alias, Hub id, local folder or `random:<architecture>` to a ModelSource, reading only its config.
 
-    Raises ModelError with one line when the config cannot be fetched (offline, unknown id)
-    or when the model is neither a CTC nor a Whisper speech-recognition model.
+    Raises ModelError with one line: an unknown random architecture, a folder without config.json, a name that
+    is neither an alias nor a Hub id (with the aliases it resembles), a Hub id with no Hub to fetch it from
+    (found in a second, not after the Hub client's retries), a model that is not a CTC or Whisper one.
     """
-    from transformers import AutoConfig
-
     if model.startswith("random:"):
-        from export.random_models import random_checkpoint
+        from export.random_models import ARCHITECTURES, random_checkpoint
 
-        folder = random_checkpoint(model.removeprefix("random:"))
+        architecture = model.removeprefix("random:")
+        if architecture not in ARCHITECTURES:
+            raise ModelError(f"no random architecture {architecture!r}; choose from "
+                             f"{', '.join('random:' + name for name in ARCHITECTURES)}")
+        folder = random_checkpoint(architecture)
         return ModelSource(folder.name, str(folder), "ctc")
     location = ALIASES.get(model, model)
     local = Path(location)
-    name = model if model in ALIASES else (local.name if local.is_dir() else location.rsplit("/", 1)[-1])
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ModelError(f"{local}: no config.json; a local model is a Hugging Face checkpoint folder (config.json, "
+                             "weights, processor files)")
+        return ModelSource(model if model in ALIASES else local.name, location, _family(location, _config(location)))
+    if "/" not in location:
+        close = difflib.get_close_matches(model, ALIASES, n=3, cutoff=0.6)
+        raise ModelError(f"{model!r} is no alias, folder or Hub id (org/name)" + (f"; did you mean {', '.join(close)}?" if close else "")
+                         + f" Aliases: {', '.join(ALIASES)}")
+    name = model if model in ALIASES else location.rsplit("/", 1)[-1]
+    return ModelSource(name, location, _family(location, _hub_config(location)))
+
+
+def _config(location: str, **options):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(location, **options)
+
+
+def _hub_config(location: str):
+    """The config from the local Hub cache if it is there, else from the Hub, refused at once when it is unreachable."""
     try:
-        config = AutoConfig.from_pretrained(location)
-    except OSError as error:
+        return _config(location, local_files_only=True)
+    except (OSError, ValueError):
+        pass
+    if not hub_reachable():
+        raise ModelError(f"cannot fetch {location!r}: the Hugging Face Hub is not reachable from here (offline). "
+                         "random:wav2vec2-base and local checkpoint folders work offline")
+    try:
+        return _config(location)
+    except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(
-            f"cannot fetch {location!r}: offline, unknown id, or no config.json there ({first_line})"
-        ) from None
-    return ModelSource(name, location, _family(location, config))
+        raise ModelError(f"cannot fetch {location!r}: unknown id, private, or no config.json there ({first_line[:200]})") from None
+
+
+def hub_reachable(timeout_s: float = 2.0) -> bool:
+    """One short probe of the Hub (HF_HUB_OFFLINE=1 means no), instead of the Hub client's retries."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    host, _, port = endpoint.partition(":")
+    try:
+        with socket.create_connection((host, int(port or 443)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _family(location: str, config) -> str:

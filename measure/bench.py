@@ -15,13 +15,14 @@ from pathlib import Path
 
 import click
 
-from calibration.datasets import DEFAULT_DATASET, DatasetError, load_dataset
+from calibration.datasets import DEFAULT_DATASET, DatasetError, check_dataset, load_dataset
 from calibration.noise import NOISE_HELP, NoiseSpecError, parse_noise
+from common.audio import AudioError
 from common.processes import in_fresh_process
-from engines.sidecar import SidecarError, sidecar_path_for
+from engines.sidecar import SidecarError, read_sidecar, sidecar_path_for, verify_files
 from measure.fingerprint import device_fingerprint
 from measure.measurement import BenchSettings, measure_engine
-from measure.memory import system_used_mb
+from measure.memory import judge_system_memory, system_used_mb
 from measure.meters import METERS, open_meter
 from measure.results import BenchRow, write_results
 from measure.store import DEFAULT_STORE, StoreError, append_rows
@@ -59,18 +60,19 @@ def format_table(rows: list[BenchRow]) -> str:
 @click.command()
 @click.argument("engine_paths", metavar="ENGINE...", nargs=-1, required=True)
 @click.option("--dataset", default=str(DEFAULT_DATASET), show_default=True,
-              help="LibriSpeech-layout folder (*.trans.txt) or JSONL/CSV manifest (audio, text).")
-@click.option("--noise", default="study", show_default=True,
-              help=f"Noisy condition: {NOISE_HELP} | none.")
-@click.option("--noise-draws", default=3, show_default=True, help="Seeded noise draws; WER is reported as mean and spread.")
+              help="LibriSpeech-layout folder (*.trans.txt) or JSONL/CSV manifest (audio, text); long recordings are rows too.")
+@click.option("--noise", default="study", show_default=True, help=f"Noisy condition: {NOISE_HELP} | none.")
+@click.option("--noise-draws", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Seeded noise draws; WER is reported as mean and spread.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--limit", type=int, help="Only the first N utterances.")
-@click.option("--warmup", default=2, show_default=True, help="Utterances transcribed before timing starts.")
-@click.option("--threads", type=int, help="CPU threads for the backend [default: the backend's choice].")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N utterances.")
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Utterances transcribed before timing starts.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend [default: the backend's choice].")
 @click.option("--meter", default="auto", show_default=True, type=click.Choice(METERS), help="Power source.")
 @click.option("--meter-root", default="/", show_default=True, help="Stands in for / when reading sysfs (tests).")
-@click.option("--sample-hz", type=float, help="Power sampling rate [default: the meter's].")
-@click.option("--baseline-s", default=5.0, show_default=True, help="Idle seconds measured before the engines.")
+@click.option("--sample-hz", type=click.FloatRange(min=0, min_open=True), help="Power sampling rate [default: the meter's].")
+@click.option("--baseline-s", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="Idle seconds measured before the engines.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Results folder [default: results/<date-time>].")
 @click.option("--store", default=str(DEFAULT_STORE), show_default=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -83,14 +85,19 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
 
     Columns: wer_clean / wer_noisy (%, Whisper's English normaliser + jiwer corpus WER; noisy is the mean of
     --noise-draws draws), rtfx (audio s / inference s: features + model + decoding), latency_p50/p90/p99_ms per
-    utterance, load_s (engine load, kept out of rtfx), peak_rss_mb, system_mem_mb (above idle), energy_j
-    (one clean pass, gross) and energy_net_j (minus the idle baseline), j_per_audio_s.
+    utterance, load_s (engine load, kept out of rtfx), peak_rss_mb and gpu_mem_mb (this engine's process),
+    system_mem_mb (system-wide, above idle: other processes included), energy_j (one clean pass, gross) and
+    energy_net_j (minus the idle baseline), j_per_audio_s. Bad input (engines whose files are not their
+    sidecar's, unreadable or non-finite audio) stops the run before anything is measured or stored.
     """
     try:
         sidecars = list(dict.fromkeys(sidecar_path_for(path) for path in engine_paths))
-        load_dataset(dataset)  # bad data or noise: one line now, not one failure per engine later
+        for sidecar in sidecars:
+            verify_files(read_sidecar(sidecar))
+        utterances = load_dataset(dataset)[:limit]
+        check_dataset(utterances)  # a corrupt or empty file: one line now, not one failure per engine later
         noise_spec = None if noise == "none" else parse_noise(noise)
-    except (SidecarError, DatasetError, NoiseSpecError) as error:
+    except (SidecarError, DatasetError, NoiseSpecError, AudioError) as error:
         sys.exit(f"bench: {error}")
     out_dir = out_dir or Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
     settings = BenchSettings(dataset=dataset, noise=noise_spec, noise_draws=noise_draws,
@@ -104,11 +111,12 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
     click.echo(f"meter: {meter_name}{energy}", err=True)
     fingerprint = device_fingerprint()
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    rows, failures = [], []
+    rows, failures, unstored = [], [], []
     for sidecar in sidecars:
+        idle_before = system_used_mb()
         try:
             # A fresh process per engine: its load time and memory peak are its own.
-            row = in_fresh_process(measure_engine, str(sidecar), settings, baseline_w, system_used_mb())
+            row = in_fresh_process(measure_engine, str(sidecar), settings, baseline_w, idle_before)
         except KeyboardInterrupt:
             click.echo(f"bench: interrupted; {len(rows)} finished rows kept in {out_dir}", err=True)
             sys.exit(130)
@@ -116,6 +124,7 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
             failures.append(f"{sidecar}: {type(error).__name__}: {error}")
             click.echo(f"bench: {failures[-1]}", err=True)
             continue
+        judge_system_memory(row, idle_before, system_used_mb())
         row.run_id, row.device_id, row.dataset = run_id, fingerprint["id"], dataset
         row.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         row.extra["fingerprint"] = fingerprint
@@ -124,12 +133,16 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
         try:
             append_rows([row], store)
         except StoreError as error:
-            click.echo(f"bench: {error} (the row is in {out_dir})", err=True)
+            unstored.append(row.engine)
+            click.echo(f"bench: {error}", err=True)
     if rows:
         click.echo(format_table(rows))
-        click.echo(f"results: {out_dir / 'results.json'}, {out_dir / 'results.csv'}; appended to {store}", err=True)
-    sys.exit(1 if failures else 0)
-
+    results = f"{out_dir / 'results.json'}, {out_dir / 'results.csv'}"
+    if unstored:
+        click.echo(f"bench: NOT stored in {store}: {', '.join(unstored)} (see above); the rows are in {results}", err=True)
+    elif rows:
+        click.echo(f"results: {results}; appended to {store}", err=True)
+    sys.exit(1 if failures or unstored else 0)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,13 @@ def energy_per_precision(rows: list[BenchRow], path: Path) -> Figure:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     models, table = _by_model_and_variant(rows, energy_j)
-    _bars(ax, models, table, "energy J")
+    if any(value is not None for values in table.values() for value in values):
+        _bars(ax, models, table, "energy J")
+    else:
+        ax.set_ylabel("energy J")
+        ax.text(0.5, 0.5, "energy not measured\n(no power meter on the device that ran these rows)",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
     ax.set_title("Energy per precision (one clean pass)")
     return _save(fig, path, [ax])
 

@@ -15,7 +15,8 @@ import numpy as np
 from calibration.datasets import load_dataset
 from calibration.noise import NoiseMixer, NoiseSpec, noisy_draw
 from common.audio import SAMPLE_RATE
-from measure.memory import MemoryWatcher
+from common.variants import PRECISIONS, Precision
+from measure.memory import CONTAMINATION_MB, MemoryWatcher
 from measure.meters import Measurement, open_meter
 from measure.results import BenchRow
 from measure.wer import corpus_wer
@@ -81,7 +82,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
     inference_s = float(np.sum(latencies))
     return BenchRow(
         engine=recognizer.name, model=recognizer.sidecar["model"], backend=recognizer.backend,
-        precision=recognizer.precision, variant=recognizer.variant,
+        precision=precision_run(recognizer.sidecar), variant=recognizer.variant,
         device=recognizer.device, threads=settings.threads, utterances=len(audio), audio_s=round(audio_s, 3),
         wer_clean=corpus_wer(references, hypotheses).wer,
         wer_noisy=float(np.mean(noisy_wers)) if noisy_wers else None,
@@ -92,9 +93,34 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         latency_p90_ms=float(np.percentile(latencies, 90) * 1000),
         latency_p99_ms=float(np.percentile(latencies, 99) * 1000),
         load_s=load_s, peak_rss_mb=memory.peaks.rss_mb, system_mem_mb=memory.peaks.system_mb,
-        gpu_mem_mb=memory.peaks.gpu_mb, **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
+        gpu_mem_mb=memory.peaks.gpu_mb, system_mem_note=_system_memory_note(memory.peaks, recognizer.device),
+        **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
         extra={"build": recognizer.sidecar.get("build", {})},
     )
+
+
+def precision_run(sidecar: dict) -> Precision:
+    """The precision that really runs: the built variant's, except where the backend reports its layers (TensorRT)
+    and none runs at it; then the lowest precision some layer does run at."""
+    built = Precision(sidecar["precision"])
+    counts: dict[str, int] = {}
+    for part in sidecar["build"].values():
+        for precision, count in (part.get("layer_precisions") or {}).items():
+            counts[precision] = counts.get(precision, 0) + count
+    if not counts or counts.get(str(built), 0):
+        return built
+    return next((precision for precision in reversed(PRECISIONS) if counts.get(str(precision), 0)), built)
+
+
+def _system_memory_note(peaks, device: str) -> str:
+    """Why the system-wide figure cannot stand for this engine: other processes rose beside it, or (a GPU whose
+    per-process memory cannot be read) it mixes the GPU's share with theirs."""
+    if peaks.gpu_mb is None and device != "cpu":
+        return ("includes this engine's GPU memory and other processes' alike: per-process GPU memory needs NVML, or "
+                "root on a Jetson (nvmap)")
+    if peaks.others_mb > CONTAMINATION_MB:
+        return f"contaminated: other processes' memory rose by {peaks.others_mb:.0f} MB during the run"
+    return ""
 
 
 def _noisy_sets(utterances, audio: list[np.ndarray], settings: BenchSettings) -> list[list[np.ndarray]]:
@@ -141,4 +167,5 @@ def _energy_columns(energy: Measurement, repeats: int, baseline_w: float | None,
         "energy_note": energy.note, "meter": meter.name,
         "rail": meter.total_rail or ("sum of rails" if meter.available else "none"),
         "gpu_rail": meter.gpu_rail, "sample_hz": energy.sample_hz, "sensor_faults": energy.faults,
+        "sensor_averaging": meter.averaging, "meter_info": meter.info(),
     }

@@ -15,7 +15,7 @@ import click
 from common.files import write_text_atomic
 from measure import figures
 from measure.results import BenchRow
-from measure.selection import energy_j, filter_rows, latest, memory_mb, pareto_front, pick
+from measure.selection import energy_j, filter_rows, latest, memory_doubt, memory_mb, pareto_front, pick
 from measure.store import DEFAULT_STORE, StoreError, load_rows
 
 
@@ -39,12 +39,21 @@ def _precision_run(row: BenchRow) -> str:
     return row.variant + (" (layers " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")" if counts else "")
 
 
-def _window(row: BenchRow) -> str:
-    """How trustworthy the energy window was, and why not where it was not."""
+def _window(row: BenchRow, said: dict[str, int]) -> str:
+    """How trustworthy the energy window was, and why not where it was not; a reason shared by several rows is
+    written once below the table and referred to by its number here."""
     if row.energy_j is None:
-        return f"not measured: {row.energy_note}"
+        number = said.setdefault(row.energy_note, len(said) + 1)
+        return f"not measured ({number})"
     verdict = "reliable" if row.energy_reliable else "UNRELIABLE"
     return f"{verdict}, {row.energy_repeats}× set" + (f"; {row.energy_note}" if row.energy_note else "")
+
+
+def _memory(row: BenchRow) -> str:
+    """What the memory figure is made of, and any doubt about it."""
+    basis = "RSS + GPU" if row.gpu_mem_mb is not None else ("RSS" if row.device == "cpu" or row.system_mem_note else "system-wide")
+    doubt = memory_doubt(row) or (f"system-wide figure set aside: {row.system_mem_note}" if row.system_mem_note else "")
+    return basis + (f"; {doubt}" if doubt else "")
 
 
 def _table(header: list[str], lines: list[list[str]]) -> str:
@@ -64,13 +73,14 @@ def markdown(rows: list[BenchRow], front: list[BenchRow], written: dict[str, fig
           f"{row.rtfx:.1f}", f"{row.latency_p50_ms:.0f}", f"{memory_mb(row):.0f}", _number(energy_j(row)),
           _number(row.j_per_audio_s, "{:.3f}")] for row in rows],
     )
+    said: dict[str, int] = {}
     method = _table(
-        ["engine", "meter", "rail (GPU rail)", "sample Hz", "baseline W", "energy", "window", "device"],
-        [[row.engine, row.meter, f"{row.rail} ({row.gpu_rail or '-'})", _number(row.sample_hz, "{:.0f}"),
-          _number(row.baseline_w), "net of idle" if row.energy_net_j is not None else ("gross" if row.energy_j is not None else "none"),
-          _window(row),
-          row.device_id] for row in rows],
-    )
+        ["engine", "meter (sensor averaging)", "rail (GPU rail)", "sample Hz", "baseline W", "energy", "window", "memory", "device"],
+        [[row.engine, f"{row.meter} ({row.sensor_averaging or '-'})", f"{row.rail} ({row.gpu_rail or '-'})",
+          _number(row.sample_hz, "{:.0f}"), _number(row.baseline_w),
+          "net of idle" if row.energy_net_j is not None else ("gross" if row.energy_j is not None else "none"),
+          _window(row, said), _memory(row), row.device_id] for row in rows],
+    ) + "".join(f"\n\n({number}) {reason}" for reason, number in said.items())
     pareto = _table(["engine", "WER clean %", "energy J", "memory MB"],
                     [[row.engine, f"{row.wer_clean:.2f}", _number(energy_j(row)), f"{memory_mb(row):.0f}"] for row in front])
     images = "\n\n".join(f"### {name}\n\n![{name}]({figure.path.name})" for name, figure in written.items())
@@ -80,9 +90,11 @@ def markdown(rows: list[BenchRow], front: list[BenchRow], written: dict[str, fig
 Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.
 
 WER: jiwer corpus WER after Whisper's EnglishTextNormalizer; noisy is the mean ± standard deviation of the
-seeded draws. RTFx: audio s / inference s (front end + model + decoding). Memory: the larger of peak RSS and
-system memory above idle, plus GPU memory where NVML has it. Energy: one clean pass over the dataset,
-trapezoid-integrated, net of the measured idle baseline where there is one.
+seeded draws. RTFx: audio s / inference s (front end + model + decoding). Memory: the engine's own process,
+peak RSS plus its GPU memory where that can be read (NVML; nvmap on a Jetson, as root); the system-wide
+figure, which counts every other process too, stands in for the GPU's share only where it cannot be read and
+the figure is clean. Energy: one clean pass over the dataset, from the hardware energy counter where the
+source has one, else trapezoids of the sampled power, net of the measured idle baseline where there is one.
 
 ## Results
 
@@ -141,8 +153,10 @@ def main(store: Path, where: tuple[str, ...], all_runs: bool, out_dir: Path, do_
             click.echo("no engine fits the budget")
         else:
             row = choice.chosen
-            click.echo(f"pick: {row.engine} ({row.backend}, {row.precision}) — {energy_j(row):.2f} J per pass, "
+            energy = f"{energy_j(row):.2f} J per pass" if energy_j(row) is not None else f"RTFx {row.rtfx:.1f}, energy not measured"
+            click.echo(f"pick: {row.engine} ({row.backend}, {row.precision}) — {energy}, "
                        f"WER {row.wer_noisy if noisy else row.wer_clean:.2f} %, memory {memory_mb(row):.0f} MB, on {row.device_id}")
+            click.echo(f"chosen on: {choice.basis}")
         for engine, reason in choice.reasons.items():
             click.echo(f"  {engine}: {reason}")
         sys.exit(0 if choice.chosen else 1)

@@ -20,8 +20,8 @@ class BenchRow:
     engine: str
     model: str
     backend: str
-    precision: Precision
-    variant: Variant
+    precision: Precision  # what ran: the built variant's, or for TensorRT the lowest its layers really run at
+    variant: Variant  # what was built
     device: str
     threads: int | None
     utterances: int
@@ -36,9 +36,9 @@ class BenchRow:
     latency_p90_ms: float
     latency_p99_ms: float
     load_s: float
-    peak_rss_mb: float
-    system_mem_mb: float  # peak MemTotal-MemAvailable above the idle figure
-    gpu_mem_mb: float | None
+    peak_rss_mb: float  # this engine's process
+    system_mem_mb: float  # system-wide: peak MemTotal-MemAvailable above idle, every other process included
+    gpu_mem_mb: float | None  # this engine's process on the GPU (NVML; nvmap on a Jetson, as root); None: unreadable
     energy_j: float | None  # gross, one clean pass over the dataset (the hardware counter where there is one)
     energy_net_j: float | None  # minus baseline_w x duration
     baseline_w: float | None
@@ -56,6 +56,9 @@ class BenchRow:
     gpu_rail: str | None
     sample_hz: float | None
     sensor_faults: int
+    sensor_averaging: str = ""  # what the sensor itself averaged over before we sampled it
+    meter_info: dict = field(default_factory=dict)  # the meter's settings (Meter.info())
+    system_mem_note: str = ""  # why system_mem_mb cannot be trusted ("contaminated: ..."), or ""
     run_id: str = ""
     device_id: str = ""
     started_at: str = ""

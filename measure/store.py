@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,7 +34,12 @@ CREATE TABLE IF NOT EXISTS results (
 
 
 class StoreError(RuntimeError):
-    """The store cannot be read or written; the message says why and what to do."""
+    """The store cannot be read or written; the message says why and what to do. `locked`: another process
+    holds it (worth trying again), rather than a damaged file."""
+
+    def __init__(self, message: str, locked: bool = False):
+        super().__init__(message)
+        self.locked = locked
 
 
 def _connect(path: Path, timeout_s: float) -> sqlite3.Connection:
@@ -49,24 +55,39 @@ def _connect(path: Path, timeout_s: float) -> sqlite3.Connection:
 
 def _explain(path: Path, error: sqlite3.Error) -> StoreError:
     if "locked" in str(error) or "busy" in str(error):
-        return StoreError(f"{path}: locked by another process for too long ({error}); retry when it is done")
+        return StoreError(f"{path}: locked by another process for too long ({error}); retry when it is done", locked=True)
     return StoreError(f"{path}: not a readable results store ({error}); move it aside or choose another with --store")
 
 
-def append_rows(rows: list[BenchRow], path: Path = DEFAULT_STORE, timeout_s: float = 30.0) -> None:
-    """Add rows in one transaction. A row already stored (same key) is an error, never a silent overwrite."""
-    connection = _connect(Path(path), timeout_s)
+def append_rows(rows: list[BenchRow], path: Path = DEFAULT_STORE, timeout_s: float = 5.0, retry_for_s: float = 60.0) -> None:
+    """Add rows in one transaction. A row already stored (same key) is an error, never a silent overwrite.
+
+    A store another process holds locked is tried again, waiting twice as long each time, for `retry_for_s`;
+    then, or at once for a damaged file, StoreError says why."""
+    deadline, wait = time.monotonic() + retry_for_s, 0.25
+    while True:
+        try:
+            return _insert(rows, Path(path), timeout_s)
+        except StoreError as error:
+            if not error.locked or time.monotonic() + wait > deadline:
+                raise
+        time.sleep(wait)
+        wait = min(2 * wait, 8.0)
+
+
+def _insert(rows: list[BenchRow], path: Path, timeout_s: float) -> None:
+    connection = _connect(path, timeout_s)
     try:
         with connection:
             connection.executemany(
                 "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(row.run_id, row.device_id, row.engine, row.precision, row.noise or "none", row.model, row.backend,
+                [(row.run_id, row.device_id, row.engine, str(row.precision), row.noise or "none", row.model, row.backend,
                   row.started_at, json.dumps(asdict(row))) for row in rows],
             )
     except sqlite3.IntegrityError as error:
         raise StoreError(f"{path}: a row with this run, device, engine, precision and condition is stored already ({error})") from None
     except sqlite3.DatabaseError as error:
-        raise _explain(Path(path), error) from None
+        raise _explain(path, error) from None
     finally:
         connection.close()
 

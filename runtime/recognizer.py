@@ -10,7 +10,7 @@ import numpy as np
 from common.audio import SAMPLE_RATE, check_rate
 from common.features import front_end_from_config
 from common.variants import Precision, Variant
-from engines.sidecar import read_sidecar
+from engines.sidecar import read_sidecar, verify_files
 from runtime.ctc import CTCDecoder
 from runtime.engine import Engine, load_engine
 
@@ -81,6 +81,7 @@ RECOGNIZERS = {"ctc": _ctc, "whisper": _whisper}
 def load_recognizer(path: str | Path, threads: int | None = None) -> Recognizer:
     """Load the engine whose sidecar `path` is (or names), ready to transcribe."""
     sidecar = read_sidecar(path)
+    verify_files(sidecar)
     folder = Path(sidecar["_dir"])
     if sidecar["family"] not in RECOGNIZERS:
         raise ValueError(f"{path}: no recognizer for model family {sidecar['family']!r}")

@@ -36,7 +36,7 @@ def test_corrupt_and_missing_files_are_refused_by_name(tmp_path):
     (tmp_path / "corrupt.flac").write_bytes(b"fLaC" + bytes(range(256)) * 4)
     with pytest.raises(AudioError, match="corrupt.flac: unreadable audio"):
         load_audio(tmp_path / "corrupt.flac")
-    with pytest.raises(AudioError, match="missing.wav: unreadable audio"):
+    with pytest.raises(AudioError, match="missing.wav: no such file"):
         load_audio(tmp_path / "missing.wav")
 
 

@@ -52,3 +52,19 @@ def test_isolated_builds_run_in_a_fresh_process(tiny_onnx, tmp_path):
     built_in = json.loads(sidecar.read_text())["build"]["model"]["built_in_pid"]
     assert built_in != os.getpid()
     assert (tmp_path / "isolated" / "tiny-fp16.onnx").read_bytes() == (tmp_path / "here" / "tiny-fp16.onnx").read_bytes()
+
+
+def test_a_truncated_onnx_is_one_line_and_leaves_no_folder(tiny_onnx, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from engines.__main__ import main
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_onnx, broken)
+    data = (broken / "model.onnx").read_bytes()
+    (broken / "model.onnx").write_bytes(data[: len(data) // 2])
+    result = CliRunner().invoke(main, [str(broken), "--out", str(tmp_path / "out"), "--backend", "onnxruntime"])
+    assert result.exit_code == 1 and not (tmp_path / "out").exists()
+    assert result.output.strip().endswith("model.onnx: not a readable ONNX file, truncated or corrupt (DecodeError); re-export it")

@@ -13,10 +13,40 @@ def test_a_non_speech_model_is_refused(tmp_path):
         resolve_model(str(tmp_path))
 
 
-def test_an_unreachable_model_is_refused(monkeypatch):
+def test_an_unreachable_model_is_refused_at_once_saying_what_works_offline(monkeypatch):
+    import time
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelError, match="cannot fetch 'nobody/no-such-model'"):
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="cannot fetch 'nobody/no-such-model': the Hugging Face Hub is not reachable .*"
+                                         "random:wav2vec2-base and local checkpoint folders work offline"):
         resolve_model("nobody/no-such-model")
+    assert time.monotonic() - started < 5  # no retries (25 s before)
+
+
+def test_without_the_env_flag_one_probe_decides(monkeypatch):
+    import export.models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens there: the probe fails at once
+    assert not export.models.hub_reachable()
+    with pytest.raises(ModelError, match="not reachable from here"):
+        resolve_model("nobody/no-such-model")
+
+
+def test_a_misspelt_alias_lists_the_aliases():
+    with pytest.raises(ModelError, match=r"'wav2vec' is no alias, folder or Hub id \(org/name\); did you mean wav2vec2.*"
+                                         r" Aliases: wav2vec2, wav2vec2-large"):
+        resolve_model("wav2vec")
+
+
+def test_unknown_random_architecture_and_empty_folders_are_one_line(tmp_path):
+    with pytest.raises(ModelError, match="no random architecture 'whisper-tiny'; choose from random:wav2vec2-base, random:wav2vec2-large"):
+        resolve_model("random:whisper-tiny")
+    for name in ("plain", "empty"):  # "empty" contains "mpt", a model type transformers would guess from the name
+        (tmp_path / name).mkdir()
+        with pytest.raises(ModelError, match=f"{name}: no config.json; a local model is a Hugging Face checkpoint folder"):
+            resolve_model(str(tmp_path / name))
 
 
 def test_aliases_and_local_folders_resolve(tiny_checkpoint, monkeypatch):

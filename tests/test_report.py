@@ -136,9 +136,83 @@ def test_corrupt_and_locked_stores_say_so(tmp_path):
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(StoreError, match="locked by another process"):
-            append_rows([make_row(run_id="run-2")], store, timeout_s=0.1)
+            append_rows([make_row(run_id="run-2")], store, timeout_s=0.1, retry_for_s=0.5)
     finally:
         holder.rollback()
         holder.close()
     result = CliRunner().invoke(report.main, ["--store", str(tmp_path / "missing.sqlite")])
     assert result.exit_code != 0 and "no results store here" in result.output
+
+
+def test_a_store_locked_for_a_while_is_waited_for(tmp_path):
+    store = tmp_path / "busy.sqlite"
+    append_rows([make_row()], store)
+    holder = sqlite3.connect(str(store), check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(1.0, lambda: (holder.rollback(), holder.close()))
+    release.start()
+    append_rows([make_row(run_id="run-2")], store, timeout_s=0.1, retry_for_s=10)  # backs off until the lock goes
+    release.join()
+    assert [row.run_id for row in load_rows(store)] == ["run-1", "run-2"]
+
+
+def test_the_bench_says_last_when_rows_did_not_reach_the_store(tiny_engines, tmp_path):
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"this is not sqlite" * 100)
+    result = CliRunner().invoke(bench.main, [
+        str(tiny_engines / "tiny-int8.json"), "--limit", "1", "--noise", "none", "--meter", "none", "--baseline-s", "0",
+        "--threads", "1", "--out", str(tmp_path / "out"), "--store", str(corrupt), "--no-progress"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith(f"bench: NOT stored in {corrupt}: tiny-int8")
+    assert (tmp_path / "out" / "results.json").is_file() and "appended to" not in result.output
+
+
+def test_pick_without_any_energy_chooses_on_what_was_measured():
+    rows = [make_row("a-fp32", energy_j=None, energy_net_j=None, rtfx=20.0, energy_note="no power meter"),
+            make_row("a-int8", energy_j=None, energy_net_j=None, rtfx=35.0, wer_clean=5.3, energy_note="no power meter"),
+            make_row("b-fp16", energy_j=None, energy_net_j=None, rtfx=50.0, wer_clean=12.0)]
+    choice = pick(rows, max_wer=8)
+    assert choice.chosen.engine == "a-int8" and "energy was not measured" in choice.basis
+    assert choice.reasons == {"a-fp32": "fits, but RTFx 20.0 < 35.0 of a-int8", "b-fp16": "clean WER 12.00 % > 8 %"}
+    result_rows = [make_row("m-fp32", energy_j=None, energy_net_j=None)]
+    assert pick(result_rows).chosen.engine == "m-fp32"
+
+
+def test_an_unmeasured_row_never_pushes_a_measured_one_off_the_front():
+    measured = make_row("m-fp32", wer_clean=5.0, energy_net_j=80.0, peak_rss_mb=900)
+    unmeasured = make_row("u-int8", wer_clean=4.0, energy_j=None, energy_net_j=None, peak_rss_mb=500)  # better on both others
+    assert [row.engine for row in pareto_front([measured, unmeasured])] == ["m-fp32", "u-int8"]
+    worse = make_row("w-fp16", wer_clean=6.0, energy_j=None, energy_net_j=None, peak_rss_mb=950)
+    assert [row.engine for row in pareto_front([measured, worse])] == ["m-fp32"]  # measured rows still beat unmeasured ones
+
+
+def test_memory_picks_use_the_engines_own_process_never_a_contaminated_system_figure():
+    from measure.selection import memory_doubt, memory_mb
+
+    busy_machine = make_row("c-fp32", device="cpu", peak_rss_mb=940, system_mem_mb=19341,
+                            system_mem_note="contaminated: other processes' memory rose by 18400 MB during the run")
+    assert memory_mb(busy_machine) == 940 and memory_doubt(busy_machine) == ""
+    jetson_root = make_row("j-fp16", device="cuda:0 Orin", backend="tensorrt", peak_rss_mb=600, gpu_mem_mb=700, system_mem_mb=5000)
+    assert memory_mb(jetson_root) == 1300
+    jetson_clean = make_row("k-fp16", device="cuda:0 Orin", backend="tensorrt", peak_rss_mb=600, gpu_mem_mb=None, system_mem_mb=1400)
+    assert memory_mb(jetson_clean) == 1400  # the clean system figure carries the GPU's share
+    jetson_busy = make_row("l-fp16", device="cuda:0 Orin", backend="tensorrt", peak_rss_mb=600, gpu_mem_mb=None,
+                           system_mem_mb=9000, system_mem_note="contaminated: used memory moved +3000 MB")
+    assert memory_mb(jetson_busy) == 600 and "GPU memory is not in the figure" in memory_doubt(jetson_busy)
+    choice = pick([busy_machine, jetson_busy], max_wer=10, max_memory_mb=2000)
+    assert choice.chosen.engine == "c-fp32"
+    assert choice.reasons["l-fp16"].startswith("memory cannot be judged: its GPU memory is not in the figure")
+
+
+def test_report_says_each_no_meter_reason_once_and_shows_missing_energy_as_such(tmp_path):
+    reason = "no power source found (ina3221: no INA3221 under /sys/bus/i2c/devices; nvml: NVML Shared Library Not Found; " \
+             "rapl: no RAPL zones under /sys/class/powercap)"
+    rows = [make_row(f"m-{variant}", variant=variant, precision=variant.split("-")[0], energy_j=None, energy_net_j=None,
+                     energy_note=reason, meter="none") for variant in ("fp32", "int8", "int8-qdq")]
+    written = report.write_report(rows, tmp_path, tmp_path / "s.sqlite")
+    text = (tmp_path / "report.md").read_text()
+    assert text.count(reason) == 1 and text.count("not measured (1)") == 3
+    energy = written["Energy per precision (study Fig. 5)"]
+    assert energy.series == {} and energy.path.stat().st_size > 1000  # no empty axes: the figure says why
+    speed = written["RTF and memory per precision (study Fig. 7)"].series
+    assert {"RTF|int8", "RTF|int8-qdq"} <= set(speed)  # one bar per variant, int8 and int8-qdq apart

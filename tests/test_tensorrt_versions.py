@@ -29,6 +29,7 @@ from common.features import CTCFrontEnd  # noqa: E402
 from common.variants import Variant  # noqa: E402
 from engines.assets import GraphPart  # noqa: E402
 from engines.builder import GraphJob  # noqa: E402
+from engines.sidecar import SIDECAR_FORMAT  # noqa: E402
 from engines.tensorrt_options import TensorRTOptions  # noqa: E402
 
 from tensorrt_stand_ins import StandInContext, StandInDeviceMemory, StandInPlan  # noqa: E402
@@ -129,7 +130,7 @@ def run_version(version: str, onnx_dir: Path, stream, tmp_path: Path, monkeypatc
                        stream if variant == Variant.INT8 else None, staging)
         details = builder.build(job)
         assert details["tensorrt"] == module.__version__ and details["io"]["inputs"][0]["name"] == "input_values"
-        (staging / "m.json").write_text(json.dumps({"format": 1, "files": {"model": "m.plan"}, "build": {"model": details}}))
+        (staging / "m.json").write_text(json.dumps({"format": SIDECAR_FORMAT, "files": {"model": "m.plan"}, "build": {"model": details}}))
         engine = tensorrt_engine.load_tensorrt_engine(staging / "m.plan", variant=variant)
         logits = engine.run({"input_values": np.zeros((1, 3 * 16000), np.float32)})["logits"]
         assert logits.shape[0] == 1 and logits.shape[2] == 32

@@ -3,8 +3,11 @@
 A meter samples per-rail power (W) in a background thread with monotonic timestamps. Windows
 (`with meter.window("utt-7") as w: ...`, or begin_window/end_window) may be consecutive or nested; each
 integrates the samples with the trapezoid rule, cut exactly at its start and end by linear interpolation.
-Where the hardware keeps an energy counter (NVML, RAPL) the window also reads it, and both are reported.
-Read errors and late samples are counted and reported, never raised.
+Where the hardware keeps an energy counter (NVML, RAPL) the sampler reads it too, and the window's counter
+energy is the counter interpolated at the window's two ends between the instants it updated (NVML's moves
+every 100 ms: read once at each end it would be stale by up to that much); both figures are reported.
+Read errors and late samples are counted and reported, never raised. The sampler's own CPU time is kept
+(`sampler_cpu_s`), so its cost can be stated.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Meter(Protocol):
 
     name: str
     rails: list[str]
+    averaging: str  # what the sensor itself averages over before it is read ("" when nothing is known)
     total_rail: str | None  # the rail that is the whole module's input; None: `total` is the sum of rails
     gpu_rail: str | None  # the rail that carries the GPU
     gpu_rail_shares: str  # what else draws from gpu_rail ("" when nothing)
@@ -85,6 +89,8 @@ class _Trace:
     values: list[list[float]] = field(default_factory=list)
     fault_times: list[float] = field(default_factory=list)
     late_times: list[float] = field(default_factory=list)  # one entry per tick skipped
+    counter_times: list[float] = field(default_factory=list)
+    counter_values: list[list[float]] = field(default_factory=list)  # joules per rail, from the hardware counter
 
 
 class Windows:
@@ -107,6 +113,8 @@ class SampledMeter(Windows):
     """
 
     name = "sampled"
+    averaging = ""
+    counter_period_s: float | None = None  # how often the hardware energy counter moves; None: no counter
     total_rail: str | None = None
     gpu_rail: str | None = None
     gpu_rail_shares = ""
@@ -123,6 +131,7 @@ class SampledMeter(Windows):
         self._thread: threading.Thread | None = None
         self._open: dict[str, tuple[float, dict[str, float] | None]] = {}
         self.last_error = ""
+        self.sampler_cpu_s = 0.0
 
     # -- what subclasses provide ------------------------------------------------------------
     def read_power(self) -> dict[str, float]:
@@ -154,8 +163,12 @@ class SampledMeter(Windows):
 
     def _run(self) -> None:
         period = 1.0 / self.sample_hz
+        cpu_at_start = time.thread_time()
         next_tick = self._clock() + period
-        while not self._stop.wait(max(0.0, next_tick - self._clock())):
+        while True:
+            time.sleep(max(0.0, next_tick - self._clock()))  # a bare sleep: an Event's timed wait costs more per tick
+            if self._stop.is_set():
+                break
             self._sample_once()
             next_tick += period
             now = self._clock()
@@ -163,6 +176,7 @@ class SampledMeter(Windows):
                 with self._lock:
                     self._trace.late_times += [now] * int((now - next_tick) / period)
                 next_tick = now + period
+            self.sampler_cpu_s = time.thread_time() - cpu_at_start
 
     def _sample_once(self) -> None:
         try:
@@ -174,9 +188,13 @@ class SampledMeter(Windows):
             self.last_error = f"{type(error).__name__}: {error}"
             return
         stamp = self._clock()
+        counters = self._counters() if self.counter_period_s else None
         with self._lock:
             self._trace.times.append(stamp)
             self._trace.values.append(row)
+            if counters is not None:
+                self._trace.counter_times.append(stamp)
+                self._trace.counter_values.append([counters[rail] for rail in self.rails])
 
     # -- windows ----------------------------------------------------------------------------
     def begin_window(self, name: str) -> None:
@@ -189,6 +207,7 @@ class SampledMeter(Windows):
         end = self._clock()
         counters_at_end = self._counters()
         self._wait_for_sample_after(end)
+        self._wait_for_counter_update_after(end)
         return self.measure(name, start, end, counters_at_start, counters_at_end)
 
     def _counters(self) -> dict[str, float] | None:
@@ -208,16 +227,31 @@ class SampledMeter(Windows):
                     return
             time.sleep(0.25 / self.sample_hz)
 
+    def _wait_for_counter_update_after(self, end: float) -> None:
+        """Let the energy counter move once after `end`, so its value at `end` is interpolated between updates."""
+        if self._thread is None or not self.counter_period_s:
+            return
+        deadline = self._clock() + 3 * self.counter_period_s
+        while self._clock() < deadline:
+            with self._lock:
+                if _last_update(self._trace) >= end:
+                    return
+            time.sleep(0.25 / self.sample_hz)
+
     def measure(self, name: str, start: float, end: float, counters_at_start=None, counters_at_end=None) -> Measurement:
-        """Integrate the trace over [start, end] (trapezoids, ends interpolated)."""
+        """Integrate the trace over [start, end] (trapezoids, ends interpolated); the counter's energy from its
+        sampled updates where they cover the window, else from the reads at the window's ends."""
         with self._lock:
             times = np.asarray(self._trace.times)
             values = np.asarray(self._trace.values, dtype=np.float64).reshape(len(times), len(self.rails))
             faults = sum(start <= stamp <= end for stamp in self._trace.fault_times)
             late = sum(start <= stamp <= end for stamp in self._trace.late_times)
+            counter_times = np.asarray(self._trace.counter_times)
+            counter_values = np.asarray(self._trace.counter_values, dtype=np.float64).reshape(len(counter_times), len(self.rails))
         duration = end - start
         period = 1.0 / self.sample_hz
-        counter_energy = _counter_difference(counters_at_start, counters_at_end, self.rails)
+        counter_energy = (_interpolated_counter(counter_times, counter_values, start, end, self.rails)
+                          or _counter_difference(counters_at_start, counters_at_end, self.rails))
         inside = int(np.count_nonzero((times >= start) & (times <= end)))
         notes = []
         if faults:
@@ -254,6 +288,34 @@ def integrate(times: np.ndarray, power: np.ndarray, start: float, end: float) ->
     cut_times = np.concatenate(([start], times[inner], [end]))
     cut_power = np.concatenate(([np.interp(start, times, power)], power[inner], [np.interp(end, times, power)]))
     return float(np.sum((cut_power[1:] + cut_power[:-1]) * np.diff(cut_times)) / 2)
+
+
+def _updates(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The samples at which a counter moved (the first sample of each new value): when it updated."""
+    moved = np.concatenate(([True], np.any(np.diff(values, axis=0) != 0, axis=1)))
+    return times[moved], values[moved]
+
+
+def _last_update(trace: _Trace) -> float:
+    if len(trace.counter_times) < 2:
+        return -np.inf
+    times, _ = _updates(np.asarray(trace.counter_times), np.asarray(trace.counter_values))
+    return float(times[-1]) if len(times) > 1 else -np.inf
+
+
+def _interpolated_counter(times: np.ndarray, values: np.ndarray, start: float, end: float,
+                          rails: list[str]) -> dict[str, float] | None:
+    """Counter energy over [start, end], the counter interpolated between its updates; None unless updates
+    bracket both ends (the first sample is only when sampling began, not an update)."""
+    if len(times) < 2:
+        return None
+    update_times, update_values = _updates(times, values)
+    if len(update_times) < 3 or update_times[1] > start or update_times[-1] < end:
+        return None
+    energy = {rail: float(np.interp(end, update_times, update_values[:, index]) - np.interp(start, update_times, update_values[:, index]))
+              for index, rail in enumerate(rails)}
+    energy["total"] = sum(energy.values())
+    return energy
 
 
 def _counter_difference(before: dict | None, after: dict | None, rails: list[str]) -> dict[str, float] | None:

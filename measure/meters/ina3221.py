@@ -78,6 +78,14 @@ def _iio_channels(folder: Path) -> list[Channel]:
     return channels
 
 
+def averaging(settings: dict) -> str:
+    """What each INA3221 averages before a read, from its `samples` (conversions averaged) and `update_interval`
+    (ms between refreshes) files: "1-0040: 4 samples averaged, refreshed every 7 ms"."""
+    devices = sorted({key.split("/")[0] for key in settings})
+    return "; ".join(f"{device}: {settings.get(f'{device}/samples', '?')} samples averaged, refreshed every "
+                     f"{settings.get(f'{device}/update_interval', '?')} ms" for device in devices) or "not reported by the driver"
+
+
 class Ina3221Meter(SampledMeter):
     """Samples every INA3221 rail (default 100 Hz; the sensor refreshes about every 6.6 ms)."""
 
@@ -90,6 +98,7 @@ class Ina3221Meter(SampledMeter):
         self.channels = channels
         super().__init__([channel.rail for channel in channels], sample_hz)
         self.total_rail, self.gpu_rail, self.gpu_rail_shares = rail_roles(self.rails)
+        self.averaging = averaging(self.settings)
         self._fds: dict[Path, int] = {}
 
     def read_power(self) -> dict[str, float]:

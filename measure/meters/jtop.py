@@ -32,6 +32,7 @@ class JtopMeter(SampledMeter):
             raise JtopUnavailable(f"jtop service not reachable ({error})") from None
         rails = list(self._jtop.power["rail"])
         super().__init__(rails, sample_hz)
+        self.averaging = f"jtop's instantaneous rail power, refreshed every {1000 / sample_hz:.0f} ms"
         self.total_rail, self.gpu_rail, self.gpu_rail_shares = rail_roles(self.rails)
 
     def read_power(self) -> dict[str, float]:

@@ -12,6 +12,7 @@ class NoneMeter(Windows):
     """Answers every window with duration and `energy_j=None`, saying why."""
 
     name = "none"
+    averaging = ""
     rails: list[str] = []
     total_rail = None
     gpu_rail = None

@@ -21,6 +21,8 @@ class RaplMeter(SampledMeter):
     """One rail per top-level RAPL zone (`package-0`, `psys`, ...); power from counter differences."""
 
     name = "rapl"
+    averaging = "energy counter (updated about every 1 ms); power is its difference over each sample period"
+    counter_period_s = 0.001
 
     def __init__(self, root: Path = Path("/"), sample_hz: float = 100.0, clock=None):
         zones = sorted((root / "sys" / "class" / "powercap").glob("intel-rapl:[0-9]*"))

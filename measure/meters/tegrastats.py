@@ -70,6 +70,7 @@ class TegrastatsMeter(SampledMeter):
         self._latest = first
         self._latest_lock = threading.Lock()
         super().__init__(list(first), 1000 / interval_ms)
+        self.averaging = f"tegrastats' instantaneous rail readings, one line every {interval_ms} ms"
         self.total_rail, self.gpu_rail, self.gpu_rail_shares = rail_roles(self.rails)
         self._reader = threading.Thread(target=self._follow, daemon=True)
         self._reader.start()
