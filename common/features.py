@@ -79,7 +79,8 @@ def mel_filters(num_mel_bins: int, n_fft: int = 400, sample_rate: int = SAMPLE_R
 class WhisperFrontEnd:
     """Whisper's log-mel input, as transformers' WhisperFeatureExtractor computes it: the audio zero-padded
     (or cut) to one 30 s window *before* the STFT (faster-whisper pads the log-mel afterwards instead; the
-    two differ slightly), periodic Hann window, power spectrum, slaney mel, log10, 8-decade floor, scaled."""
+    two differ slightly), periodic Hann window, power spectrum, slaney mel, log10, 8-decade floor, scaled.
+    `log_mel` does the same over a whole recording of any length, as transformers does for long-form."""
 
     input_name: str = "input_features"
     num_mel_bins: int = 80
@@ -87,19 +88,31 @@ class WhisperFrontEnd:
     hop_length: int = 160
     chunk_s: float = 30.0
 
+    @property
+    def window_frames(self) -> int:
+        """Log-mel frames in one window (3000 for 30 s)."""
+        return int(self.chunk_s * SAMPLE_RATE) // self.hop_length
+
     def __call__(self, audio: np.ndarray) -> dict[str, np.ndarray]:
         samples = int(self.chunk_s * SAMPLE_RATE)
         waveform = np.zeros(samples, np.float64)
         clip = np.asarray(audio, np.float64)[:samples]
         waveform[: clip.size] = clip
-        padded = np.pad(waveform, self.n_fft // 2, mode="reflect")
-        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length]
+        return {self.input_name: self.log_mel(waveform)[np.newaxis]}
+
+    def log_mel(self, audio: np.ndarray, block_frames: int = 3000) -> np.ndarray:
+        """[num_mel_bins, len(audio) // hop_length] float32 log-mel of a whole recording, with the 8-decade floor
+        taken over all of it. Computed in blocks of frames, so a 10-minute file never holds its whole STFT."""
+        padded = np.pad(np.asarray(audio, np.float64), self.n_fft // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length][:-1]
         window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)
-        power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
-        mel = power @ _cached_filters(self.num_mel_bins, self.n_fft)
-        log_spec = np.log10(np.maximum(mel, 1e-10)).T[:, :-1]
+        log_spec = np.empty((self.num_mel_bins, len(frames)), np.float32)
+        for start in range(0, len(frames), block_frames):
+            power = np.abs(np.fft.rfft(frames[start : start + block_frames] * window, axis=-1)) ** 2
+            mel = power @ _cached_filters(self.num_mel_bins, self.n_fft)
+            log_spec[:, start : start + block_frames] = np.log10(np.maximum(mel, 1e-10)).T
         log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-        return {self.input_name: np.ascontiguousarray(((log_spec + 4.0) / 4.0)[np.newaxis], dtype=np.float32)}
+        return np.ascontiguousarray((log_spec + 4.0) / 4.0, dtype=np.float32)
 
     def fixed_length(self, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, np.ndarray]:
         return inputs  # always one 30 s window

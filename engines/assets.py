@@ -13,6 +13,10 @@ from pathlib import Path
 from common.audio import SAMPLE_RATE
 from common.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
 
+#: CTC models read long recordings in chunks of this many seconds, overlapping by STRIDE_S on each side (the
+#: Hugging Face pipeline's scheme); memory then follows the chunk, not the recording.
+CTC_CHUNK_S, CTC_STRIDE_S = 20.0, 4.0
+
 
 class AssetsError(ValueError):
     """The export folder lacks a file the engines need."""
@@ -39,6 +43,7 @@ class ExportedModel:
     parts: tuple[GraphPart, ...]
     front_end: FrontEnd
     decoder: dict
+    chunking: dict | None  # CTC: {"chunk_s", "stride_s"}; Whisper reads long recordings long-form instead
 
 
 def read_exported_model(onnx_dir: Path) -> ExportedModel:
@@ -48,8 +53,9 @@ def read_exported_model(onnx_dir: Path) -> ExportedModel:
     parts = graph_parts(export)
     for part in parts:
         check_graph(onnx_dir / part.file)
+    chunking = {"chunk_s": CTC_CHUNK_S, "stride_s": CTC_STRIDE_S} if family == "ctc" else None
     return ExportedModel(onnx_dir, export["model"], export["source"], family, parts,
-                         front_end(onnx_dir, family), decoder(onnx_dir, family))
+                         front_end(onnx_dir, family), decoder(onnx_dir, family), chunking)
 
 
 def check_graph(path: Path) -> None:
@@ -105,10 +111,11 @@ def decoder(onnx_dir: Path, family: str) -> dict:
 
 
 def whisper_decoder(onnx_dir: Path) -> dict:
-    """Greedy decoding settings from generation_config.json: prompt, end, suppressed tokens, length.
+    """Greedy decoding settings from generation_config.json: prompt, end, suppressed tokens, length, timestamps.
 
     English-only models start `<|startoftranscript|><|notimestamps|>`; multilingual ones
-    `<|startoftranscript|><|en|><|transcribe|><|notimestamps|>`. The tokenizer file travels beside the engine.
+    `<|startoftranscript|><|en|><|transcribe|><|notimestamps|>`. Long-form decoding (over 30 s) uses the prompt
+    without `<|notimestamps|>`, so the model writes timestamps. The tokenizer file travels beside the engine.
     """
     generation = _json(onnx_dir, "generation_config.json")
     prompt = [generation["decoder_start_token_id"]]
@@ -124,6 +131,9 @@ def whisper_decoder(onnx_dir: Path) -> dict:
         "suppress_tokens": generation.get("suppress_tokens") or [],
         "begin_suppress_tokens": generation.get("begin_suppress_tokens") or [],
         "max_length": generation.get("max_length", 448),
+        "timestamp_prompt": prompt[:-1],
+        "no_timestamps_id": generation["no_timestamps_token_id"],
+        "max_initial_timestamp_index": generation.get("max_initial_timestamp_index", 50),
         "tokenizer": "tokenizer.json",
     }
 

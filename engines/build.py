@@ -98,6 +98,7 @@ def _sidecar(model: ExportedModel, variant: Variant, builder: Builder, stem: str
         "source_onnx": {part.name: {"file": part.file, "sha256": sha256_file(model.dir / part.file)} for part in model.parts},
         "front_end": model.front_end.config(),
         "decoder": decoder,
+        "chunking": model.chunking,
         "files": files,
         "files_sha256": {name: sha256_file(scratch / name) for name in [*files.values(), *decoder_files]},
         "io": {part: detail.pop("io") for part, detail in details.items()},

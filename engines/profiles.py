@@ -18,7 +18,7 @@ import numpy as np
 
 from common.audio import SAMPLE_RATE
 from common.onnx_io import onnx_io
-from engines.assets import whisper_decoder
+from engines.assets import CTC_CHUNK_S, whisper_decoder
 
 Range = tuple[int, int, int]  # min, opt, max
 #: Whisper's BPE on read English: 3.85 tokens per second of speech on the 70 LibriSpeech references bundled here.
@@ -54,7 +54,11 @@ def audio_range(durations_s: Sequence[float], min_s: float | None = None, opt_s:
 
 
 def _ctc_ranges(part: str, export_dir: Path, durations_s: Sequence[float], audio_s: tuple) -> dict[str, Range]:
-    return {"sequence_length": audio_range(durations_s, *audio_s)}
+    """Up to the longest utterance or one chunk (recordings past it are read in chunks), whichever is longer."""
+    low_s, opt_s, high_s = audio_s
+    if high_s is None and durations_s:
+        high_s = max(math.ceil(max(durations_s)), CTC_CHUNK_S)
+    return {"sequence_length": audio_range(durations_s, low_s, opt_s, high_s)}
 
 
 def _whisper_ranges(part: str, export_dir: Path, durations_s: Sequence[float], audio_s: tuple) -> dict[str, Range]:

@@ -10,7 +10,9 @@ import numpy as np
 from common.audio import SAMPLE_RATE, check_rate
 from common.features import front_end_from_config
 from common.variants import Precision, Variant
+from engines.assets import CTC_CHUNK_S, CTC_STRIDE_S
 from engines.sidecar import read_sidecar, verify_files
+from runtime.chunking import chunked_logits
 from runtime.ctc import CTCDecoder
 from runtime.engine import Engine, load_engine
 
@@ -37,7 +39,8 @@ class Recognizer(Protocol):
 
 
 class CTCRecognizer:
-    """A wav2vec2-family engine: normalised samples -> logits -> greedy CTC text."""
+    """A wav2vec2-family engine: normalised samples -> logits -> greedy CTC text. A recording longer than the
+    sidecar's chunk (or than a TensorRT plan's profile takes) is read in overlapping chunks (chunking.py)."""
 
     def __init__(self, engine: Engine, sidecar: dict):
         self.engine = engine
@@ -50,11 +53,22 @@ class CTCRecognizer:
         decoder.pop("kind")
         self._decode = CTCDecoder(**decoder)
         self._logits_name = engine.outputs[0].name
+        chunking = sidecar.get("chunking") or {"chunk_s": CTC_CHUNK_S, "stride_s": CTC_STRIDE_S}
+        profile_max = max((shapes["max"][-1] for build in sidecar["build"].values()
+                           for shapes in (build.get("profile") or {}).values()), default=None)
+        self.chunk = min(int(chunking["chunk_s"] * SAMPLE_RATE), profile_max or np.inf)
+        self.stride = min(int(chunking["stride_s"] * SAMPLE_RATE), self.chunk // 4)
+
+    def logits(self, audio: np.ndarray) -> np.ndarray:
+        """[frames, vocabulary] for a recording of any length: one run up to a chunk, chunks past it."""
+        if len(audio) <= self.chunk:
+            return self.engine.run(self._front_end(audio))[self._logits_name][0]
+        return chunked_logits(audio, lambda samples: self.engine.run(self._front_end(samples))[self._logits_name][0],
+                              self.chunk, self.stride)
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         check_rate(audio, sample_rate)
-        logits = self.engine.run(self._front_end(audio))[self._logits_name]
-        return self._decode(logits[0])
+        return self._decode(self.logits(audio))
 
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
         # One at a time on purpose: group-norm wav2vec2 models change their output when fed padded batches.

@@ -1,9 +1,13 @@
 """Whisper from three engines (encoder, decoder, decoder with KV cache): greedy decoding, as transformers'
-`generate` does it with num_beams=1 — the model's prompt (no timestamps), suppressed tokens, tokens
-suppressed at the first step, stop at end-of-text or max_length. Audio over 30 s is transcribed in
-consecutive 30 s windows, never cut. Several windows can run as one batch (`transcribe_batch`): every
-sequence starts with the same prompt and advances one token per step, so no padding enters the decoder and
-each sequence gets the tokens it would get alone; finished ones are fed end-of-text until all are done."""
+`generate` does it with num_beams=1 — the model's prompt, suppressed tokens, tokens suppressed at the first
+step, stop at end-of-text or max_length.
+
+Up to 30 s: one window, the prompt with `<|notimestamps|>` (transformers' short form). Several such
+utterances can run as one batch (`transcribe_batch`): every sequence starts with the same prompt and advances
+one token per step, so no padding enters the decoder and each gets the tokens it would get alone; finished
+ones are fed end-of-text until all are done. Over 30 s: long-form as transformers' `generate` does it on a
+long input — the log-mel of the whole recording, 30 s windows decoded with timestamps, each next window
+starting where the last complete segment ended (whisper_timestamps.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from common.audio import SAMPLE_RATE, check_rate
 from common.features import front_end_from_config
 from common.variants import Precision, Variant
 from runtime.engine import Engine
+from runtime.whisper_timestamps import TimestampRules
 
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
 
@@ -44,6 +49,9 @@ class WhisperRecognizer:
         self._suppress = np.asarray(settings["suppress_tokens"], np.int64)
         self._begin_suppress = np.asarray(settings["begin_suppress_tokens"], np.int64)
         self._max_length = settings["max_length"]
+        self._timestamp_prompt = list(settings["timestamp_prompt"])
+        self._timestamps = TimestampRules(settings["no_timestamps_id"] + 1, self._eos, settings["no_timestamps_id"],
+                                          settings["max_initial_timestamp_index"])
         self._window = int(self._front_end.chunk_s * SAMPLE_RATE)
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
         self.max_batch = profile_batch_limit(sidecar)
@@ -52,24 +60,21 @@ class WhisperRecognizer:
         return self.transcribe_batch([audio], sample_rate=sample_rate)[0]
 
     def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8, sample_rate: int = SAMPLE_RATE) -> list[str]:
-        """Texts for several utterances, their 30 s windows decoded `batch_size` at a time (at most the
-        engines' `max_batch`)."""
+        """Texts for several recordings: those up to 30 s decoded `batch_size` at a time (at most the engines'
+        `max_batch`), longer ones long-form, one after another."""
         batch_size = min(batch_size, self.max_batch or batch_size)
-        windows, owners = [], []
-        for index, audio in enumerate(audios):
+        for audio in audios:
             check_rate(audio, sample_rate)
-            for start in range(0, max(len(audio), 1), self._window):
-                windows.append(audio[start : start + self._window])
-                owners.append(index)
-        tokens = []
-        for first in range(0, len(windows), batch_size):
-            tokens += self.generate_batch(windows[first : first + batch_size])
-        texts = [[] for _ in audios]
-        for owner, window_tokens in zip(owners, tokens):
-            text = self.decode_tokens(window_tokens)
-            if text:
-                texts[owner].append(text)
-        return [" ".join(parts) for parts in texts]
+        texts = [""] * len(audios)
+        short = [index for index, audio in enumerate(audios) if len(audio) <= self._window]
+        for first in range(0, len(short), batch_size):
+            batch = short[first : first + batch_size]
+            for index, tokens in zip(batch, self.generate_batch([audios[index] for index in batch])):
+                texts[index] = self.decode_tokens(tokens)
+        for index, audio in enumerate(audios):
+            if len(audio) > self._window:
+                texts[index] = self.decode_tokens(self.generate_long(audio))
+        return texts
 
     def decode_tokens(self, tokens: list[int]) -> str:
         return self._tokenizer.decode(tokens, skip_special_tokens=True).strip()
@@ -79,24 +84,46 @@ class WhisperRecognizer:
         return self.generate_batch([audio])[0]
 
     def generate_batch(self, windows: list[np.ndarray]) -> list[list[int]]:
-        """Greedy token ids for each window (at most 30 s each), decoded together.
+        """Greedy token ids for each window (at most 30 s each), decoded together, without timestamps."""
+        features = np.concatenate([self._front_end(window)[self._front_end.input_name] for window in windows])
+        return self._decode(features, self._prompt)
+
+    def generate_long(self, audio: np.ndarray) -> list[int]:
+        """Text token ids of a recording of any length, long-form: 30 s windows of its log-mel decoded with
+        timestamps, each next window starting at the end of the last complete segment."""
+        mel = self._front_end.log_mel(audio)
+        window = self._front_end.window_frames
+        tokens, seek = [], 0
+        while seek < mel.shape[1]:
+            frames = min(window, mel.shape[1] - seek)
+            segment = np.zeros((1, mel.shape[0], window), np.float32)  # zero-padded as transformers pads the last one
+            segment[0, :, :frames] = mel[:, seek : seek + frames]
+            (window_tokens,) = self._decode(segment, self._timestamp_prompt, self._timestamps)
+            text, advance = self._timestamps.segments(window_tokens, frames)
+            tokens += text
+            seek += advance if advance > 0 else frames
+        return tokens
+
+    def _decode(self, features: np.ndarray, prompt: list[int], timestamps: TimestampRules | None = None) -> list[list[int]]:
+        """Greedy decoding of a batch of 30 s log-mel windows from `prompt`.
 
         Only the features go to the device and only the logits come back: the encoder's output, the
         cross-attention K/V the first decoder step makes and the growing self-attention K/V stay where the
         engines wrote them, bound as the next graph's inputs (`run_device`)."""
-        features = np.concatenate([self._front_end(window)[self._front_end.input_name] for window in windows])
         _, encoded = self.encoder.run_device({self._front_end.input_name: features})
-        prompt = np.tile(np.asarray(self._prompt, np.int64), (len(windows), 1))
-        logits, outputs = self.decoder.run_device({"input_ids": prompt, "encoder_hidden_states": encoded["last_hidden_state"]},
+        prompt_ids = np.tile(np.asarray(prompt, np.int64), (len(features), 1))
+        logits, outputs = self.decoder.run_device({"input_ids": prompt_ids, "encoder_hidden_states": encoded["last_hidden_state"]},
                                                   to_host=["logits"])
         past = {name: outputs[PRESENT_PREFIX + name[len(PAST_PREFIX):]] for name in self._past_names}
-        tokens: list[list[int]] = [[] for _ in windows]
-        done = np.zeros(len(windows), bool)
-        for step in range(self._max_length - len(self._prompt)):
+        tokens: list[list[int]] = [[] for _ in features]
+        done = np.zeros(len(features), bool)
+        for step in range(self._max_length - len(prompt)):
             scores = np.array(logits["logits"][:, -1], np.float32)
-            scores[:, self._suppress] = -np.inf
             if step == 0:
                 scores[:, self._begin_suppress] = -np.inf
+            scores[:, self._suppress] = -np.inf
+            if timestamps is not None:
+                timestamps.apply(scores, tokens)
             chosen = np.where(done, self._eos, scores.argmax(axis=-1))
             for index, token in enumerate(chosen):
                 if not done[index]:

@@ -118,7 +118,7 @@ def test_tensorrt_engine_on_gpu_memory(memory, tiny_onnx, speech):
 
     from tensorrt_stand_ins import stand_in_engine
 
-    ranges = dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0))
+    ranges = dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0), (None, None, 8.0))
     profile = graph_profile(tiny_onnx / "model.onnx", ranges)
     engine, _ = stand_in_engine(tiny_onnx / "model.onnx", profile.shapes, {"input_values": np.float16}, memory=memory)
     reference = onnxruntime.InferenceSession(str(tiny_onnx / "model.onnx"), providers=["CPUExecutionProvider"])

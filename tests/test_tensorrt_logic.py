@@ -32,9 +32,12 @@ def test_profile_covers_the_dataset(utterances, tiny_onnx):
     ranges = dimension_ranges("ctc", "model", tiny_onnx, durations)
     profile = graph_profile(tiny_onnx / "model.onnx", ranges)
     low, middle, high = profile.shapes["input_values"]
-    assert low == (1, round(min(durations) * 16000)) and high == (1, 17 * 16000)
+    # up to one 20 s chunk, longer than the longest utterance (16.4 s): longer recordings are read in chunks
+    assert low == (1, round(min(durations) * 16000)) and high == (1, 20 * 16000)
     assert middle == (1, round(float(np.median(durations)) * 16000))
-    assert profile.as_dict()["input_values"]["max"] == [1, 17 * 16000]
+    assert profile.as_dict()["input_values"]["max"] == [1, 20 * 16000]
+    long_set = dimension_ranges("ctc", "model", tiny_onnx, [*durations, 26.2])
+    assert long_set["sequence_length"][2] == 27 * 16000  # a longer utterance in the set: the profile still holds it
     fixed = dimension_ranges("ctc", "model", tiny_onnx, durations, audio_s=(1, 8, 30), max_batch=2)
     assert fixed == {"batch_size": (1, 1, 2), "sequence_length": (16000, 128000, 480000)}
     with pytest.raises(ValueError, match="min <= opt <= max"):
@@ -148,7 +151,7 @@ def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
 
     from tensorrt_stand_ins import stand_in_engine
 
-    profile = graph_profile(tiny_onnx / "model.onnx", dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0)))
+    profile = graph_profile(tiny_onnx / "model.onnx", dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0), (None, None, 8.0)))
     engine, memory = stand_in_engine(tiny_onnx / "model.onnx", profile.shapes, declared={"input_values": np.float16})
     assert [(i.name, i.dtype) for i in engine.inputs] == [("input_values", "float16")]
     device_buffer = engine._buffers._device["input_values"][0]

@@ -66,15 +66,27 @@ def test_int8_whisper_calibrates_the_encoder_and_quantizes_decoders_dynamically(
     assert (tiny_whisper_engines / sidecar["decoder"]["tokenizer"]).is_file()
 
 
-def test_audio_over_30_s_is_transcribed_in_windows(tiny_whisper_engines, monkeypatch):
+def test_audio_over_30_s_is_read_long_form_seeking_to_the_last_complete_segment(tiny_whisper_engines, monkeypatch):
+    """75 s, scripted windows: the next window starts where the last complete segment ended (10.00 s), a window
+    whose speech ends inside it moves on a whole window, the last one is zero-padded, and an unfinished segment's
+    words are left to the next window."""
     from runtime import load_recognizer
 
     recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    t, w = 50363, 1770  # <|0.00|> of tiny.en, and a word
+    monkeypatch.setattr(type(recognizer._front_end), "log_mel", lambda self, audio: np.tile(np.arange(7500, dtype=np.float32), (80, 1)))
+    script = {0: [t, w, t + 500, t + 500, 2221], 1000: [t, w, t + 750], 4000: [w], 7000: [w, t + 100]}
     seen = []
-    monkeypatch.setattr(recognizer, "generate_batch", lambda windows: [seen.append(len(w)) or [1770] for w in windows])
-    word = recognizer.decode_tokens([1770])
-    assert recognizer.transcribe(np.zeros(75 * 16_000, np.float32)) == f"{word} {word} {word}"
-    assert seen == [30 * 16_000, 30 * 16_000, 15 * 16_000]
+
+    def decode(features, prompt, timestamps=None):
+        seek = int(features[0, 0, 0])
+        seen.append((seek, int((features[0, 0] != 0).sum()), prompt, timestamps is not None))
+        return [script[seek]]
+
+    monkeypatch.setattr(recognizer, "_decode", decode)
+    assert recognizer.transcribe(np.zeros(75 * 16_000, np.float32)) == recognizer.decode_tokens([w] * 4)
+    assert [(seek, frames) for seek, frames, _, _ in seen] == [(0, 2999), (1000, 3000), (4000, 3000), (7000, 500)]
+    assert all(prompt == [50257] and timestamped for _, _, prompt, timestamped in seen)  # no <|notimestamps|>
 
 
 @pytest.mark.slow

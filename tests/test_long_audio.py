@@ -1,0 +1,181 @@
+"""Long recordings: CTC in overlapping chunks (boundaries, edge lengths, memory that follows the chunk, not the
+recording) and Whisper long-form with timestamps (segment seeking; the same text as transformers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.chunking import Span, chunk_spans, chunked_logits
+from runtime.ctc import CTCDecoder
+from runtime.whisper_timestamps import TimestampRules
+
+FRAME = 320  # samples per CTC frame, as wav2vec2's
+VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
+
+
+def encoded_audio(tokens: list[int]) -> np.ndarray:
+    """Audio whose frame f holds token id tokens[f] as its sample values: a model whose output is known."""
+    return np.repeat(np.asarray(tokens, np.float32), FRAME)
+
+
+def reading_model(samples: np.ndarray) -> np.ndarray:
+    """One-hot logits of the token ids encoded in `samples` (see encoded_audio): chunked or whole, it reads the same."""
+    ids = samples[: len(samples) // FRAME * FRAME : FRAME].astype(int)
+    return np.eye(len(VOCABULARY), dtype=np.float32)[ids]
+
+
+def test_spans_at_the_edges():
+    assert list(chunk_spans(999, 1000, 100)) == [Span(0, 999, 0, 0)]  # shorter than a chunk: one run
+    assert list(chunk_spans(1000, 1000, 100)) == [Span(0, 1000, 0, 0)]  # exactly one chunk
+    assert list(chunk_spans(1001, 1000, 100)) == [Span(0, 1000, 0, 100), Span(800, 1001, 100, 0)]  # one sample over
+    spans = list(chunk_spans(5000, 1000, 100))
+    kept = [(span.start + span.left, span.end - span.right) for span in spans]
+    assert kept[0][0] == 0 and kept[-1][1] == 5000 and all(a[1] == b[0] for a, b in zip(kept, kept[1:]))  # a partition
+    with pytest.raises(ValueError, match="must be shorter than the chunk"):
+        list(chunk_spans(5000, 1000, 500))
+
+
+def test_a_word_across_a_chunk_boundary_comes_out_once():
+    """Chunks of 100 frames with 20 of context each side keep frames 0-80, 80-140, ...: "HELLO" sits across 80."""
+    word = [VOCABULARY.index(letter) for letter in "HEL"] + [0] + [VOCABULARY.index(letter) for letter in "LO"]
+    tokens = [0] * 76 + [token for token in word for _ in range(2)] + [4] * 4 + [VOCABULARY.index("A")] * 3 + [0] * 200
+    audio = encoded_audio(tokens)
+    whole = reading_model(audio)
+    chunked = chunked_logits(audio, reading_model, chunk=100 * FRAME, stride=20 * FRAME)
+    assert chunked.shape == whole.shape and np.array_equal(chunked.argmax(-1), whole.argmax(-1))
+    assert CTCDecoder(VOCABULARY)(chunked) == "HELLO A"
+
+
+@pytest.mark.parametrize("length", [100 * FRAME - 1, 100 * FRAME, 100 * FRAME + 1, 517 * FRAME + 123])
+def test_chunked_frames_equal_the_whole_files_at_any_length(length):
+    tokens = np.random.default_rng(length).integers(0, len(VOCABULARY), length // FRAME + 1).tolist()
+    audio = encoded_audio(tokens)[:length]
+    chunked = chunked_logits(audio, reading_model, chunk=100 * FRAME, stride=20 * FRAME)
+    assert np.array_equal(chunked.argmax(-1), reading_model(audio).argmax(-1))
+
+
+def test_a_real_ctc_engine_reads_a_long_recording_in_chunks(tiny_engines, utterances):
+    """The tiny random wav2vec2 on 45 s of real speech: chunked (20 s, 4 s strides) against one whole-file run,
+    per frame. Random weights amplify the chunks' own normalisation, so the bound is loose; the benchmark states
+    the figure for wav2vec2-base."""
+    from runtime import load_recognizer
+
+    recognizer = load_recognizer(tiny_engines / "tiny-fp32.json", threads=1)
+    audio = np.concatenate([utterance.load() for utterance in utterances[:10]])[: 45 * 16000]
+    assert recognizer.chunk == 20 * 16000 and len(audio) > recognizer.chunk
+    chunked = recognizer.logits(audio)
+    whole = recognizer.engine.run(recognizer._front_end(audio))["logits"][0]
+    assert chunked.shape == whole.shape
+    assert np.mean(chunked.argmax(-1) == whole.argmax(-1)) > 0.8
+    assert isinstance(recognizer.transcribe(audio), str)
+
+
+PEAK_RSS = """
+import sys, numpy as np
+from runtime import load_recognizer
+from measure.memory import max_rss_mb
+recognizer = load_recognizer(sys.argv[1], threads=1)
+audio = np.random.default_rng(0).uniform(-0.3, 0.3, int(float(sys.argv[2]) * 16000)).astype(np.float32)
+recognizer.transcribe(audio)
+print(max_rss_mb())
+"""
+
+
+def test_ctc_memory_does_not_grow_with_the_recording(tiny_engines):
+    """10 minutes against 30 s, each in a fresh process: the audio itself (38 MB) and no more than a generous
+    margin; read whole, the attention over 30 000 frames alone would take gigabytes."""
+    def peak(seconds: float) -> float:
+        result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(tiny_engines / "tiny-int8.json"), str(seconds)],
+                                capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1], timeout=600)
+        return float(result.stdout.split()[-1])
+
+    short, long = peak(30), peak(600)
+    assert long - short < 150, (short, long)
+
+
+def test_segments_keep_complete_ones_and_seek_to_the_last_end():
+    rules = TimestampRules(timestamp_begin=1000, eos_id=999, no_timestamps_id=998)
+    t = 1000  # <|0.00|>
+    # two complete segments and an unfinished third: drop the third, seek to the second's end (4.00 s = 400 frames)
+    tokens, advance = rules.segments([t, 1, 2, t + 100, t + 100, 3, t + 200, t + 200, 4, 5], 3000)
+    assert tokens == [1, 2, 3] and advance == 400
+    # the speech ended inside the window (a lone last timestamp): keep all, move a whole window on
+    tokens, advance = rules.segments([t, 1, 2, t + 100, t + 100, 3, t + 150], 3000)
+    assert tokens == [1, 2, 3] and advance == 3000
+    # no complete pair: keep all, move on by the window (here the recording's last 1200 frames)
+    assert rules.segments([t, 1, 2, 3], 1200) == ([1, 2, 3], 1200)
+
+
+def test_timestamp_rules_pair_and_order_timestamps():
+    rules = TimestampRules(timestamp_begin=10, eos_id=9, no_timestamps_id=8, max_initial_timestamp_index=2)
+    allowed = lambda generated: [i for i, s in enumerate(scores_after(rules, generated)) if np.isfinite(s)]  # noqa: E731
+    assert allowed([]) == [10, 11, 12]  # the first token is a timestamp, at most the initial limit
+    assert 10 not in allowed([10]) and 5 in allowed([10])  # after a segment's start: text
+    assert allowed([10, 5, 13]) == [9, 13, 14, 15]  # after a segment's end: its pair or the end, never earlier
+    assert allowed([10, 5, 13, 13]) == [0, 1, 2, 3, 4, 5, 6, 7, 9]  # after a pair: text or the end
+
+
+def scores_after(rules: TimestampRules, generated: list[int]) -> np.ndarray:
+    scores = np.zeros((1, 16), np.float32)
+    scores[0, :10] = 5.0  # text much likelier than any timestamp: only the masks decide
+    rules.apply(scores, [generated])
+    return scores[0]
+
+
+@pytest.mark.slow
+def test_whisper_long_form_matches_transformers_where_speech_ends_mid_window(utterances, tmp_path):
+    """Real tiny.en, 3 utterances then 25 s of silence (38 s: the speech ends inside the first window): the same
+    text as transformers' long-form generate with return_timestamps, and the silence adds nothing."""
+    import torch
+    from conftest import SHARED_WHISPER
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from engines.build import build_engines
+    from engines.builder import make_builder
+    from export import export_onnx, resolve_model
+    from runtime import load_recognizer
+
+    if not SHARED_WHISPER.is_dir():
+        pytest.skip(f"no real Whisper weights at {SHARED_WHISPER}")
+    export_onnx(resolve_model(str(SHARED_WHISPER)), tmp_path / "onnx", check=False)
+    (sidecar,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
+    audio = np.concatenate([utterance.load() for utterance in utterances[:3]] + [np.zeros(25 * 16000, np.float32)])
+    assert 30 < len(audio) / 16000 < 45
+    recognizer = load_recognizer(sidecar, threads=2)
+    ours = recognizer.transcribe(audio)
+    processor = WhisperProcessor.from_pretrained(SHARED_WHISPER)
+    model = WhisperForConditionalGeneration.from_pretrained(SHARED_WHISPER, dtype=torch.float32).eval()
+    features = processor(audio, sampling_rate=16000, return_tensors="pt", truncation=False, padding="longest",
+                         return_attention_mask=True)
+    with torch.inference_mode():
+        ids = model.generate(features.input_features, attention_mask=features.attention_mask, return_timestamps=True)
+    assert ours == processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+    alone = recognizer.transcribe_batch([np.concatenate([u.load() for u in utterances[:3]])])[0]
+    assert ours.split()[:5] == alone.split()[:5]
+
+
+def test_the_bench_takes_a_long_recording_as_a_dataset_row(tiny_engines, utterances, tmp_path):
+    """A manifest row can be a recording of over 40 s with its full reference: measured like any other row."""
+    import json
+
+    import soundfile
+    from click.testing import CliRunner
+
+    from measure import bench
+
+    joined = np.concatenate([utterance.load() for utterance in utterances[:14]])
+    soundfile.write(tmp_path / "long.flac", joined, 16000)
+    (tmp_path / "long.jsonl").write_text(json.dumps({"audio": "long.flac", "text": " ".join(u.text for u in utterances[:14])}) + "\n")
+    result = CliRunner().invoke(bench.main, [
+        str(tiny_engines / "tiny-int8.json"), "--dataset", str(tmp_path / "long.jsonl"), "--noise", "none", "--warmup", "0",
+        "--meter", "none", "--baseline-s", "0", "--threads", "1", "--out", str(tmp_path / "out"), "--no-progress",
+        "--store", str(tmp_path / "store.sqlite")])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert row["utterances"] == 1 and row["audio_s"] == pytest.approx(len(joined) / 16000, abs=0.001) and row["audio_s"] > 40
+    assert row["rtfx"] > 0 and row["peak_rss_mb"] > 0 and row["wer_clean"] > 0
