@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common.extras import require
+from common.extras import missing_extras, require
 
 require("python -m engines", "build")
 
@@ -17,6 +17,7 @@ from common.variants import PRECISIONS
 from engines.assets import AssetsError
 from engines.build import CalibrationSettings, build_engines
 from engines.builder import BUILDERS, BuilderUnavailable, make_builder
+from engines.int8_budget import Int8Budget, ProbeFactory
 from engines.tensorrt_options import TensorRTOptions
 from engines.tensorrt_settings import PrecisionMissing
 
@@ -44,10 +45,17 @@ from engines.tensorrt_settings import PrecisionMissing
 @click.option("--workspace-fraction", default=0.5, show_default=True, help="TensorRT workspace: share of free memory.")
 @click.option("--strict-int8", is_flag=True,
               help="TensorRT: fail an int8 plan whose layers show no INT8 kernel (default: warn and note it in the sidecar).")
+@click.option("--int8-budget", default="0.5", show_default=True,
+              help="WER points int8 may add to fp32 on held-out clean and noisy audio; nodes go back to float until it "
+                   "holds. `off`: only the rule (the first conv and nodes under 30 dB SQNR stay float).")
+@click.option("--int8-rounds", default=4, show_default=True, type=click.IntRange(min=0), help="Rounds the budget may take.")
+@click.option("--int8-held-out", default=40, show_default=True, type=click.IntRange(min=1),
+              help="Held-out utterances (of the calibration dataset, outside the stream) the budget is judged on.")
 def main(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibration_dataset: str,
          calibration_count: int, calibration_noisy: float, calibration_noise: str, calibration_seed: int,
          calibration_length: float | None, int8_mode: str, profile_min_s: float | None, profile_opt_s: float | None,
-         profile_max_s: float | None, max_batch: int, workspace_fraction: float, strict_int8: bool) -> None:
+         profile_max_s: float | None, max_batch: int, workspace_fraction: float, strict_int8: bool,
+         int8_budget: str, int8_rounds: int, int8_held_out: int) -> None:
     """Build engines from ONNX_DIR (made by `python -m export`) into OUT as <model>-<precision>.<ext> + .json.
 
     INT8 is entropy-calibrated on one stream of clean and noisy utterances. With ONNX Runtime, int8 yields
@@ -58,13 +66,33 @@ def main(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibrati
     tensorrt = TensorRTOptions(profile_dataset=Path(calibration_dataset), profile_s=(profile_min_s, profile_opt_s, profile_max_s),
                                max_batch=max_batch, int8_mode=int8_mode, workspace_fraction=workspace_fraction,
                                timing_cache=out_dir / "timing.cache", strict_int8=strict_int8)
+    budget, probe = int8_guard(int8_budget, int8_rounds, int8_held_out)
     try:
         builder = make_builder(backend, tensorrt)
-        sidecars = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings)
+        sidecars = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings, int8_probe=probe, int8_budget=budget)
     except (AssetsError, BuilderUnavailable, DatasetError, NoiseSpecError, PrecisionMissing, ValueError) as error:
         sys.exit(f"engines: {error}")
     for sidecar in sidecars:
         click.echo(f"wrote {sidecar}")
+
+
+def int8_guard(text: str, rounds: int, held_out: int) -> tuple[Int8Budget | None, ProbeFactory | None]:
+    """The budget and its WER probe from the command line; ("off") none."""
+    if text.strip().lower() == "off":
+        return None, None
+    try:
+        points = float(text)
+    except ValueError:
+        sys.exit(f"engines: --int8-budget takes WER points (0.5) or off, not {text!r}")
+    if points < 0:
+        sys.exit("engines: --int8-budget must be at least 0 WER points")
+    missing = missing_extras("bench")
+    if missing:
+        sys.exit(f"engines: the int8 WER budget transcribes held-out audio and needs {', '.join(missing['bench'])}: "
+                 "pip install 'asr-engines[bench]', or --int8-budget off")
+    from measure.int8_probe import held_out_probe  # the command wires the later stages in; the build library does not
+
+    return Int8Budget(points, rounds), lambda model, stream: held_out_probe(model, stream, held_out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from common.processes import in_fresh_process
 from common.variants import PRECISIONS, Precision, Variant
 from engines.assets import ExportedModel, read_exported_model
 from engines.builder import Builder, GraphJob
+from engines.int8_budget import Int8Budget, Int8Decision, ProbeFactory, decide_int8
 from engines.sidecar import write_sidecar
 
 
@@ -39,11 +40,14 @@ def build_engines(
     precisions: Sequence[Precision | str] = PRECISIONS,
     calibration: CalibrationSettings = CalibrationSettings(),
     progress: bool = True,
+    int8_probe: ProbeFactory | None = None,
+    int8_budget: Int8Budget | None = None,
 ) -> list[Path]:
     """Build every precision of the model exported in `onnx_dir`; return the sidecar paths written.
 
     Each engine's files appear in `out_dir` only once the whole engine is built: a failed build
-    leaves nothing behind (and an older engine of the same name untouched).
+    leaves nothing behind (and an older engine of the same name untouched). The int8 engines share one
+    decision of which nodes stay float: the rule's, then the WER budget's where a probe is given (int8_budget.py).
     """
     from tqdm import tqdm
 
@@ -51,16 +55,19 @@ def build_engines(
     variants = [variant for precision in map(Precision.parse, precisions) for variant in builder.variants(precision)]
     model = read_exported_model(Path(onnx_dir))  # a broken export is refused before out_dir is made
     stream: CalibrationStream | None = None
+    decision: Int8Decision | None = None
     written = []
     for variant in tqdm(variants, desc=f"{model.name} engines", disable=not progress, unit="engine"):
         if variant.calibrated and stream is None:
             stream = make_calibration_stream(calibration, model)
-        written.append(build_engine(model, variant, builder, stream if variant.calibrated else None, out_dir))
+            decision = decide_int8(model, stream, int8_probe, int8_budget)
+        written.append(build_engine(model, variant, builder, stream if variant.calibrated else None, out_dir,
+                                    decision if variant.calibrated else None))
     return written
 
 
 def build_engine(model: ExportedModel, variant: Variant, builder: Builder, stream: CalibrationStream | None,
-                 out_dir: Path) -> Path:
+                 out_dir: Path, decision: Int8Decision | None = None) -> Path:
     """One engine: each graph built in staging, the assets and the sidecar beside them, then all published."""
     stem = f"{model.name}-{variant}"
     with staging_dir(out_dir) as scratch:
@@ -69,8 +76,8 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
         for part in model.parts:
             name = f"{stem}{builder.suffix}" if len(model.parts) == 1 else f"{stem}.{part.name}{builder.suffix}"
             part_variant = builder.part_variant(variant, part)
-            job = GraphJob(model.dir, model.family, part, part_variant, scratch / name,
-                           stream if part.calibrated else None, out_dir)
+            job = GraphJob(model.dir, model.family, part, part_variant, scratch / name, stream if part.calibrated else None,
+                           out_dir, decision.float_nodes.get(part.name) if decision else None)
             details[part.name] = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
             details[part.name]["variant"] = part_variant
             extra += [scratch / file for file in details[part.name].pop("extra_files", [])]
@@ -79,7 +86,8 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
         decoder_files = [decoder["tokenizer"]] if "tokenizer" in decoder else []
         extra += [scratch / name for name in decoder_files]
         sidecar = scratch / f"{stem}.json"
-        write_sidecar(sidecar, _sidecar(model, variant, builder, stem, files, decoder_files, scratch, details, decoder, stream, started))
+        write_sidecar(sidecar, {**_sidecar(model, variant, builder, stem, files, decoder_files, scratch, details, decoder, stream, started),
+                                "int8_budget": decision.budget if decision else None})
         publish([scratch / name for name in files.values()] + extra + [sidecar], out_dir)
     return out_dir / sidecar.name
 

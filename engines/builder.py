@@ -27,6 +27,7 @@ class GraphJob:
     target: Path
     calibration: CalibrationStream | None
     published_dir: Path
+    float_nodes: dict[str, str] | None = None  # int8: the nodes that stay float, and why (int8_budget.py decided)
 
     @property
     def source(self) -> Path:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
-from calibration.stream import CalibrationStream
 from common.onnx_io import onnx_io
 from common.variants import Precision, Variant
 from engines.assets import GraphPart
@@ -14,18 +12,18 @@ from engines.float16 import convert_fp16
 from engines.quantize import INT8_FORMS, quantize_dynamic_int8, quantize_int8
 
 
-def _copy(source: Path, target: Path, stream: CalibrationStream | None) -> dict:
-    shutil.copyfile(source, target)
+def _copy(job: GraphJob) -> dict:
+    shutil.copyfile(job.source, job.target)
     return {}
 
 
 #: variant -> how its file is made from the exported graph.
 RECIPES = {
     Variant.FP32: _copy,
-    Variant.FP16: lambda source, target, stream: convert_fp16(source, target),
-    Variant.INT8: lambda source, target, stream: quantize_int8(source, target, stream, INT8_FORMS["cpu"]),
-    Variant.INT8_QDQ: lambda source, target, stream: quantize_int8(source, target, stream, INT8_FORMS["tensorrt"]),
-    Variant.INT8_DYNAMIC: lambda source, target, stream: quantize_dynamic_int8(source, target),
+    Variant.FP16: lambda job: convert_fp16(job.source, job.target),
+    Variant.INT8: lambda job: quantize_int8(job.source, job.target, job.calibration, INT8_FORMS["cpu"], job.float_nodes),
+    Variant.INT8_QDQ: lambda job: quantize_int8(job.source, job.target, job.calibration, INT8_FORMS["tensorrt"], job.float_nodes),
+    Variant.INT8_DYNAMIC: lambda job: quantize_dynamic_int8(job.source, job.target),
 }
 
 
@@ -57,5 +55,5 @@ class OnnxRuntimeBuilder:
         return Variant.INT8_DYNAMIC if variant == Variant.INT8 else Variant.FP32
 
     def build(self, job: GraphJob) -> dict:
-        details = RECIPES[job.variant](job.source, job.target, job.calibration)
+        details = RECIPES[job.variant](job)
         return {**details, "io": onnx_io(job.target)}

@@ -41,10 +41,40 @@ INT8_FORMS = {
 }
 
 
-def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: Int8Form) -> dict:
-    """Write `target`, an INT8 Q/DQ copy of `source` calibrated (entropy) on `stream`; return its details."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: Int8Form,
+                  excluded: dict[str, str] | None = None) -> dict:
+    """Write `target`, an INT8 Q/DQ copy of `source` calibrated (entropy) on `stream`; return its details.
+    `excluded` (node -> why it stays float) is the decision of the INT8 WER budget where one was made
+    (int8_budget.py); without it, the rule-based float nodes (float_nodes) stay float."""
+    prepared = target.with_name(target.stem + ".prep.onnx")
+    prepare(source, prepared)
+    excluded = float_nodes(prepared, stream, form) if excluded is None else excluded
+    quantize_prepared(prepared, target, stream, form, excluded)
+    prepared.unlink()
+    return {
+        "int8_form": form.name,
+        "int8_description": form.description,
+        "calibration_method": "entropy",
+        "quantized_op_types": list(form.op_types),
+        "float_nodes": excluded,
+    }
+
+
+def prepare(source: Path, prepared: Path) -> None:
+    """ONNX Runtime's pre-processing before quantization (shape inference, graph optimisation) into `prepared`."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(source), str(prepared))
+
+
+def quantize_prepared(prepared: Path, target: Path, stream: CalibrationStream, form: Int8Form, excluded: dict[str, str]) -> None:
+    """quantize_static on a prepared model, `excluded` nodes left in float: truly so. ONNX Runtime excludes them
+    from quantization but may still feed them a Q/DQ'd activation (the output of a quantized neighbour, as
+    attention's value projection feeding probabilities x values); those inputs are put back as well (qdq.py)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from engines.qdq import with_float_nodes
 
     class StreamReader(CalibrationDataReader):
         """Hands the stream to the calibrator one sample per range, so it holds one sample's tensors at a
@@ -63,9 +93,6 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
         def get_next(self) -> dict | None:
             return next(self._pending, None)
 
-    prepared = target.with_name(target.stem + ".prep.onnx")
-    quant_pre_process(str(source), str(prepared))
-    excluded = float_nodes(prepared, stream, form)
     activation = QuantType.QInt8 if form.symmetric_activations else QuantType.QUInt8
     quantize_static(
         str(prepared), str(target), StreamReader(),
@@ -76,14 +103,8 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
                        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
                        "CalibStridedMinMax": 1},  # despite the name: any calibrator, fed one sample per step
     )
-    prepared.unlink()
-    return {
-        "int8_form": form.name,
-        "int8_description": form.description,
-        "calibration_method": "entropy",
-        "quantized_op_types": list(form.op_types),
-        "float_nodes": excluded,
-    }
+    if excluded:
+        onnx.save(with_float_nodes(onnx.load(str(target)), onnx.load(str(prepared)), set(excluded)), str(target))
 
 
 def float_nodes(model_path: Path, stream: CalibrationStream, form: Int8Form) -> dict[str, str]:

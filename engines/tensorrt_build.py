@@ -160,7 +160,7 @@ class TensorRTBuilder:
 
     def _int8_explicit(self, job: GraphJob, profile: ShapeProfile) -> _Path:
         onnx_path = job.target.with_suffix(".qdq.onnx")
-        details = quantize_int8(job.source, onnx_path, _stream(job), INT8_FORMS["tensorrt"])
+        details = quantize_int8(job.source, onnx_path, _stream(job), INT8_FORMS["tensorrt"], job.float_nodes)
         # 10.x: weakly typed with fp16 allowed, so layers outside the Q/DQ pairs run fp16; 11 has no flags
         flags = {} if strongly_typed(self._version) else {"fp16": True, "int8": True}
         return _Path(onnx_path, details=details, flags=flags, int8_mode="explicit")
@@ -170,7 +170,7 @@ class TensorRTBuilder:
         from polygraphy.backend.trt import Calibrator
 
         stream = _stream(job)
-        kept = float_nodes(job.source, stream, INT8_FORMS["tensorrt"])
+        kept = job.float_nodes if job.float_nodes is not None else float_nodes(job.source, stream, INT8_FORMS["cpu"])
         cache, reused = self._calibration_cache(job, stream.sha256)
         calibrator = Calibrator(list(calibration_batches(stream, profile)), cache=str(cache), BaseClass=trt.IInt8EntropyCalibrator2)
         details = {"calibration_method": "entropy (IInt8EntropyCalibrator2)", "float_nodes": kept,

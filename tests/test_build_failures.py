@@ -12,7 +12,7 @@ from engines.onnxruntime_build import OnnxRuntimeBuilder
 
 
 def test_failed_build_leaves_no_file(tiny_onnx, tmp_path, monkeypatch):
-    def broken_quantizer(source, target, stream, form):
+    def broken_quantizer(source, target, stream, form, excluded=None):
         target.write_bytes(b"half a model")
         raise RuntimeError("quantizer crashed")
 

@@ -32,11 +32,13 @@ def imports() -> dict[str, set[str]]:
 
 
 def test_no_stage_reaches_up():
+    """Library modules import their own stage and those below. Commands (`__main__`) may wire later stages in,
+    as `python -m engines` hands the build measure's WER probe; no library module does."""
     graph = imports()
     assert len(graph) > 40 and "measure.bench" in graph  # the walk saw the code
     upward = [f"{module} -> {target}" for module, targets in graph.items() for target in targets
               if STAGES.index(target.split(".")[0]) > STAGES.index(module.split(".")[0])
-              and COMMAND_ALIASES.get(module) != target]
+              and COMMAND_ALIASES.get(module) != target and not module.endswith("__main__")]
     assert upward == []
     assert graph["runtime.bench"] == {"common.extras", "measure.bench"}  # the alias is only that, behind its extras check
 

@@ -1,0 +1,69 @@
+"""Q/DQ graphs edited node by node: which nodes an INT8 model quantizes, and the same model with some of them
+back in float, without calibrating again.
+
+ONNX Runtime's quantizer (QDQ format) feeds each quantized node through DequantizeLinear: activations as
+x -> QuantizeLinear -> DequantizeLinear, weights as int8 initializers -> DequantizeLinear. Taking a node back
+to float points its inputs at what they were in the float model it was quantized from (same node names, same
+activation names) and drops the Q/DQ nodes and initializers nothing reads any more. The scales of the other
+nodes do not move, so the result equals quantizing again with that node excluded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def quantized_nodes(model, op_types: Iterable[str]) -> list[str]:
+    """Names of the `op_types` nodes of a Q/DQ model that read a DequantizeLinear output, in graph order."""
+    dequantized = {node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    op_types = set(op_types)
+    return [node.name for node in model.graph.node if node.op_type in op_types and dequantized & set(node.input)]
+
+
+def with_float_nodes(quantized, float_model, names: Iterable[str]):
+    """A copy of `quantized` in which the nodes `names` run in float, reading what `float_model` fed them."""
+    names = set(names)
+    return _restored(quantized, float_model, lambda node: node.name in names)
+
+
+def only_quantized(quantized, float_model, kept: Iterable[str]):
+    """A copy of `quantized` in which only the nodes `kept` stay quantized: every other node, the Transposes and
+    Reshapes ONNX Runtime wraps in Q/DQ among them, reads what `float_model` fed it."""
+    kept = set(kept)
+    return _restored(quantized, float_model, lambda node: node.name not in kept)
+
+
+def _restored(quantized, float_model, restore) -> object:
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized)
+    float_nodes = {node.name: node for node in float_model.graph.node}
+    float_initializers = {init.name: init for init in float_model.graph.initializer}
+    present = {init.name for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.name in float_nodes and restore(node):
+            original = float_nodes[node.name]
+            del node.input[:]
+            node.input.extend(original.input)
+            for name in original.input:
+                if name in float_initializers and name not in present:
+                    model.graph.initializer.append(float_initializers[name])
+                    present.add(name)
+    _drop_unread(model)
+    return model
+
+
+def _drop_unread(model) -> None:
+    """Remove the nodes whose outputs nothing reads (repeatedly: a Q feeds only its DQ), then unread initializers."""
+    graph_outputs = {output.name for output in model.graph.output}
+    while True:
+        read = {name for node in model.graph.node for name in node.input} | graph_outputs
+        unread = [node for node in model.graph.node if not any(output in read for output in node.output)]
+        if not unread:
+            break
+        for node in unread:
+            model.graph.node.remove(node)
+    read = {name for node in model.graph.node for name in node.input}
+    for initializer in [init for init in model.graph.initializer if init.name not in read]:
+        model.graph.initializer.remove(initializer)
