@@ -22,7 +22,7 @@ from runtime.recognizer import RECOGNIZERS
 
 
 def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int = 40, threads: int | None = None,
-                   noise_draws: int = 2) -> WerProbe:
+                   noise_draws: int = 3) -> WerProbe:
     """A probe over at most `limit` held-out utterances of the stream's dataset, noisy with the stream's noise
     (`noise_draws` seeded draws pooled into one WER, the same draws for every engine compared: one draw of 38
     utterances moved tiny.en's int8-vs-fp32 difference by 2 points). The graphs that take no calibration
