@@ -30,6 +30,7 @@ class GraphPart:
     name: str
     file: str
     calibrated: bool = True
+    sliced_positions: bool = False  # Whisper's encoder: ONNX Runtime engines take fewer frames (encoder_positions.py)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def read_export(onnx_dir: Path) -> dict:
 #: Whisper's decoders take no calibration stream: their inputs are tokens and a KV cache, not audio.
 PARTS = {
     "ctc": (GraphPart("model", "model.onnx"),),
-    "whisper": (GraphPart("encoder", "encoder_model.onnx"), GraphPart("decoder", "decoder_model.onnx", False),
+    "whisper": (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True), GraphPart("decoder", "decoder_model.onnx", False),
                 GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False)),
 }
 

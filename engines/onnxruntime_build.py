@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from common.onnx_io import onnx_io
 from common.variants import Precision, Variant
 from engines.assets import GraphPart
 from engines.builder import BuilderUnavailable, GraphJob
+from engines.encoder_positions import slice_positions
 from engines.float16 import convert_fp16
 from engines.quantize import INT8_FORMS, quantize_dynamic_int8, quantize_int8
 
 
-def _copy(job: GraphJob) -> dict:
-    shutil.copyfile(job.source, job.target)
+def _copy(job: GraphJob, source: Path) -> dict:
+    shutil.copyfile(source, job.target)
     return {}
 
 
-#: variant -> how its file is made from the exported graph.
+#: variant -> how its file is made from the (prepared) exported graph.
 RECIPES = {
     Variant.FP32: _copy,
-    Variant.FP16: lambda job: convert_fp16(job.source, job.target),
-    Variant.INT8: lambda job: quantize_int8(job.source, job.target, job.calibration, INT8_FORMS["cpu"], job.float_nodes),
-    Variant.INT8_QDQ: lambda job: quantize_int8(job.source, job.target, job.calibration, INT8_FORMS["tensorrt"], job.float_nodes),
-    Variant.INT8_DYNAMIC: lambda job: quantize_dynamic_int8(job.source, job.target),
+    Variant.FP16: lambda job, source: convert_fp16(source, job.target),
+    Variant.INT8: lambda job, source: quantize_int8(source, job.target, job.calibration, INT8_FORMS["cpu"], job.float_nodes),
+    Variant.INT8_QDQ: lambda job, source: quantize_int8(source, job.target, job.calibration, INT8_FORMS["tensorrt"], job.float_nodes),
+    Variant.INT8_DYNAMIC: lambda job, source: quantize_dynamic_int8(source, job.target),
 }
 
 
@@ -55,5 +57,12 @@ class OnnxRuntimeBuilder:
         return Variant.INT8_DYNAMIC if variant == Variant.INT8 else Variant.FP32
 
     def build(self, job: GraphJob) -> dict:
-        details = RECIPES[job.variant](job)
-        return {**details, "io": onnx_io(job.target)}
+        if not job.part.sliced_positions:
+            return {**RECIPES[job.variant](job, job.source), "io": onnx_io(job.target)}
+        prepared = job.target.with_name(f"{job.target.stem}.prepared.onnx")
+        slice_positions(job.source, prepared)
+        try:
+            details = RECIPES[job.variant](job, prepared)
+        finally:
+            prepared.unlink()
+        return {**details, "sliced_positions": True, "io": onnx_io(job.target)}

@@ -41,17 +41,32 @@ def _restored(quantized, float_model, restore) -> object:
     float_nodes = {node.name: node for node in float_model.graph.node}
     float_initializers = {init.name: init for init in float_model.graph.initializer}
     present = {init.name for init in model.graph.initializer}
+    # The quantizer may name a DequantizeLinear's output after the initializer it replaced (a bias shared by
+    # several nodes): a float reader then gets its own copy under another name, not a second definition.
+    produced = {name for node in model.graph.node for name in node.output}
     for node in model.graph.node:
         if node.name in float_nodes and restore(node):
             original = float_nodes[node.name]
             del node.input[:]
-            node.input.extend(original.input)
             for name in original.input:
-                if name in float_initializers and name not in present:
+                if name in float_initializers and name in produced:
+                    name = _float_copy(model, float_initializers[name], present)
+                elif name in float_initializers and name not in present:
                     model.graph.initializer.append(float_initializers[name])
                     present.add(name)
+                node.input.append(name)
     _drop_unread(model)
     return model
+
+
+def _float_copy(model, initializer, present: set[str]) -> str:
+    name = f"{initializer.name}/float"
+    if name not in present:
+        copy = model.graph.initializer.add()
+        copy.CopyFrom(initializer)
+        copy.name = name
+        present.add(name)
+    return name
 
 
 def _drop_unread(model) -> None:

@@ -57,7 +57,7 @@ def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int =
                    "variant": "fp32" if files is None else "int8", "front_end": model.front_end.config(),
                    "decoder": model.decoder, "chunking": model.chunking, "_dir": str(model.dir),
                    "build": {name: {"variant": variant} for name, (_, variant) in chosen.items()}}
-        recognizer = RECOGNIZERS[model.family](engines, sidecar)
+        recognizer = RECOGNIZERS[model.family](engines, sidecar, None)
         try:
             clean = corpus_wer(references, [recognizer.transcribe(samples) for samples in audio]).wer
             with_noise = corpus_wer(references * noise_draws, [recognizer.transcribe(samples) for samples in noisy]).wer

@@ -78,22 +78,25 @@ class CTCRecognizer:
         self.engine.close()
 
 
-def _ctc(engines: dict[str, Engine], sidecar: dict) -> Recognizer:
+def _ctc(engines: dict[str, Engine], sidecar: dict, trim_margin_s: float | None) -> Recognizer:
+    if trim_margin_s is not None:
+        raise ValueError(f"{sidecar['engine']}: a trim margin applies to Whisper's fixed window; CTC models read the audio as it is")
     return CTCRecognizer(engines["model"], sidecar)
 
 
-def _whisper(engines: dict[str, Engine], sidecar: dict) -> Recognizer:
+def _whisper(engines: dict[str, Engine], sidecar: dict, trim_margin_s: float | None) -> Recognizer:
     from runtime.whisper import WhisperRecognizer
 
-    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar)
+    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar, trim_margin_s)
 
 
 #: model family -> how its engines become a recognizer. A new family is a new line here.
 RECOGNIZERS = {"ctc": _ctc, "whisper": _whisper}
 
 
-def load_recognizer(path: str | Path, threads: int | None = None) -> Recognizer:
-    """Load the engine whose sidecar `path` is (or names), ready to transcribe."""
+def load_recognizer(path: str | Path, threads: int | None = None, trim_margin_s: float | None = None) -> Recognizer:
+    """Load the engine whose sidecar `path` is (or names), ready to transcribe. `trim_margin_s`: Whisper on
+    ONNX Runtime runs its encoder on the audio plus this margin instead of 30 s (runtime/whisper.py)."""
     sidecar = read_sidecar(path)
     verify_files(sidecar)
     folder = Path(sidecar["_dir"])
@@ -104,4 +107,4 @@ def load_recognizer(path: str | Path, threads: int | None = None) -> Recognizer:
                           takes_turns=len(sidecar["files"]) > 1)
         for part, name in sidecar["files"].items()
     }
-    return RECOGNIZERS[sidecar["family"]](engines, sidecar)
+    return RECOGNIZERS[sidecar["family"]](engines, sidecar, trim_margin_s)

@@ -22,9 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("engine", help="engine file (.onnx, .plan) or its sidecar (.json)")
     parser.add_argument("audio", nargs="+", help="audio files")
     parser.add_argument("--threads", type=int, help="CPU threads for the backend [default: the backend's]")
+    parser.add_argument("--trim-margin", type=float, metavar="SECONDS",
+                        help="Whisper on ONNX Runtime: run the encoder on the audio plus SECONDS, not a whole 30 s "
+                             "window (faster on short clips; 8 s kept WER within 0.5 points on the bundled set, "
+                             "less let noisy audio run away) [default: whole window]")
     arguments = parser.parse_args(argv)
     try:
-        recognizer = load_recognizer(arguments.engine, threads=arguments.threads)
+        recognizer = load_recognizer(arguments.engine, threads=arguments.threads, trim_margin_s=arguments.trim_margin)
     except (SidecarError, EngineError, ValueError) as error:
         print(f"transcribe: {error}", file=sys.stderr)
         return 1

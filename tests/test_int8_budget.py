@@ -71,6 +71,29 @@ def test_taking_nodes_back_to_float_edits_only_them(quantized, stream):
         node.output[0] in other.input for other in one_back.graph.node)]  # no Q/DQ left dangling
 
 
+def test_a_float_node_sharing_an_initializer_the_quantizer_dequantizes_gets_its_own_copy():
+    """ONNX Runtime names a shared bias's DequantizeLinear output after the bias itself; the node taken back to
+    float must read the float bias without defining that name twice (random-weight models share zero biases)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    bias = numpy_helper.from_array(np.zeros(4, np.float32), "bias")
+    io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [4]) for name in ("x", "y", "z")]
+    float_model = helper.make_model(helper.make_graph(
+        [helper.make_node("Add", ["x", "bias"], ["y"], name="quantized_add"),
+         helper.make_node("Add", ["x", "bias"], ["z"], name="float_add")], "g", io[:1], io[1:], [bias]))
+    quantized = helper.make_model(helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["bias_quantized", "scale"], ["bias"], name="bias_DequantizeLinear"),
+         helper.make_node("Add", ["x", "bias"], ["y"], name="quantized_add"),
+         helper.make_node("Add", ["x", "bias"], ["z"], name="float_add")], "g", io[:1], io[1:],
+        [numpy_helper.from_array(np.zeros(4, np.int32), "bias_quantized"),
+         numpy_helper.from_array(np.array(1.0, np.float32), "scale")]))
+    restored = with_float_nodes(quantized, float_model, ["float_add"])
+    onnx.checker.check_model(restored, full_check=True)
+    float_add = next(node for node in restored.graph.node if node.name == "float_add")
+    assert list(float_add.input) == ["x", "bias/float"]
+    assert [init.name for init in restored.graph.initializer if init.name.startswith("bias")] == ["bias_quantized", "bias/float"]
+
+
 def test_sensitivity_ranks_the_planted_node_most_harmful(quantized, stream):
     int8_model, float_model, _ = quantized
     scores = node_sensitivity({"model": int8_model}, {"model": float_model}, stream)

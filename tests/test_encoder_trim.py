@@ -1,0 +1,117 @@
+"""Whisper's encoder on fewer frames than a 30 s window (ONNX Runtime engines, `trim_margin_s`): the sliced
+positional table changes nothing on a whole window, shorter inputs run, and engines that cannot trim say so."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from common.features import WhisperFrontEnd
+
+
+def _session(path):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_sliced_positions_change_nothing_on_a_whole_window_and_take_shorter_inputs(tiny_whisper_onnx, speech, tmp_path):
+    from engines.encoder_positions import slice_positions
+
+    slice_positions(tiny_whisper_onnx / "encoder_model.onnx", tmp_path / "sliced.onnx")
+    features = WhisperFrontEnd()(speech)["input_features"]
+    (exported,) = _session(tiny_whisper_onnx / "encoder_model.onnx").run(None, {"input_features": features})
+    sliced = _session(tmp_path / "sliced.onnx")
+    (whole,) = sliced.run(None, {"input_features": features})
+    np.testing.assert_array_equal(whole, exported)
+    (short,) = sliced.run(None, {"input_features": np.ascontiguousarray(features[..., :800])})
+    assert short.shape == (1, 400, exported.shape[-1]) and np.isfinite(short).all()
+
+
+def test_quantization_prepares_the_sliced_encoder_without_litter(tiny_whisper_onnx, tmp_path, monkeypatch):
+    """ONNX Runtime's symbolic shape inference fails on the sliced table unless told to merge, and a failed
+    attempt leaves files in the working directory."""
+    import onnx
+
+    from engines.encoder_positions import slice_positions
+    from engines.quantize import prepare
+
+    slice_positions(tiny_whisper_onnx / "encoder_model.onnx", tmp_path / "sliced.onnx")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    prepare(tmp_path / "sliced.onnx", tmp_path / "prepared.onnx")
+    assert list(work.iterdir()) == []
+    assert any(node.name == "positions/Slice" for node in onnx.load(str(tmp_path / "prepared.onnx")).graph.node)
+
+
+def test_a_graph_without_one_positional_add_is_refused(tmp_path):
+    from onnx import TensorProto, helper, save
+
+    from engines.encoder_positions import EncoderLayoutError, slice_positions
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 80, 3000])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 80, 3000])])
+    save(helper.make_model(graph), str(tmp_path / "plain.onnx"))
+    with pytest.raises(EncoderLayoutError, match="one Add"):
+        slice_positions(tmp_path / "plain.onnx", tmp_path / "out.onnx")
+
+
+class FrameCount:
+    """Wraps the encoder engine; records how many log-mel frames each run was fed."""
+
+    def __init__(self, engine):
+        self.engine, self.frames = engine, []
+
+    def run_device(self, feeds, to_host=()):
+        self.frames.append(feeds["input_features"].shape[-1])
+        return self.engine.run_device(feeds, to_host)
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_a_trim_margin_feeds_the_audio_plus_the_margin(tiny_whisper_engines, utterances, variant):
+    from runtime import load_recognizer
+
+    sidecar = json.loads((tiny_whisper_engines / f"tiny-whisper-{variant}.json").read_text())
+    assert sidecar["build"]["encoder"]["sliced_positions"] is True
+    audio = [utterance.load() for utterance in utterances[:2]]
+    whole = load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", threads=1)
+    trimmed = load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", threads=1, trim_margin_s=2.0)
+    trimmed.encoder = counter = FrameCount(trimmed.encoder)
+    tokens = trimmed.generate_batch(audio)
+    expected = int(np.ceil(max(map(len, audio)) / 160 + 200))
+    assert counter.frames == [expected + expected % 2] and expected < 3000
+    assert all(0 < len(sequence) for sequence in tokens)
+    # a margin past the window is the whole window: the same tokens as no trimming
+    wide = load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", threads=1, trim_margin_s=30.0)
+    assert wide.generate_batch(audio) == whole.generate_batch(audio)
+
+
+def test_engines_that_cannot_trim_say_so(tiny_whisper_engines, tiny_engines, tmp_path):
+    import shutil
+
+    from runtime import load_recognizer
+
+    for path in tiny_whisper_engines.glob("tiny-whisper-fp32*"):
+        shutil.copy(path, tmp_path / path.name)
+    sidecar_path = tmp_path / "tiny-whisper-fp32.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    del sidecar["build"]["encoder"]["sliced_positions"]  # as a TensorRT plan's sidecar reads
+    sidecar_path.write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match="whole 30 s windows"):
+        load_recognizer(sidecar_path, trim_margin_s=8.0)
+    with pytest.raises(ValueError, match="at least 0 s"):
+        load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", trim_margin_s=-1.0)
+    ctc = next(tiny_engines.glob("*-fp32.json"))
+    with pytest.raises(ValueError, match="CTC models read the audio as it is"):
+        load_recognizer(ctc, trim_margin_s=8.0)
+
+
+def test_transcribe_takes_a_trim_margin(tiny_whisper_engines, utterances, capsys):
+    from runtime.transcribe import main
+
+    assert main([str(tiny_whisper_engines / "tiny-whisper-fp32.json"), str(utterances[0].audio_path), "--trim-margin", "8"]) == 0
+    assert capsys.readouterr().out.strip()
