@@ -10,11 +10,14 @@ long input — the log-mel of the whole recording, 30 s windows decoded with tim
 starting where the last complete segment ended (whisper_timestamps.py).
 
 `trim_margin_s` (ONNX Runtime engines, off by default): a short-form batch runs the encoder on the frames its
-longest recording covers plus that margin, not on the whole 30 s window. Faster in proportion; its WER
-cost on the bundled set is in the README (a margin under about 8 s lets noisy audio run away)."""
+longest recording covers plus that margin, not on the whole 30 s window. Faster in proportion. On noisy audio
+a trimmed window now and then loops (one sentence over and over up to max_length) where the whole window does
+not; a window whose text loops (openai-whisper's test: zlib compression ratio over 2.4) or that reaches
+max_length is decoded again on the whole window. Its WER cost on the bundled set is in the README."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,14 @@ from runtime.engine import Engine
 from runtime.whisper_timestamps import TimestampRules
 
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
+#: openai-whisper's `compression_ratio_threshold`: text that zlib shrinks more than this repeats itself.
+LOOP_COMPRESSION_RATIO = 2.4
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of `text` over bytes of its zlib compression (speech reads about 1; a loop far above 2.4)."""
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def profile_batch_limit(sidecar: dict) -> int | None:
@@ -47,6 +58,7 @@ class WhisperRecognizer:
         if trim_margin_s is not None and trim_margin_s < 0:
             raise ValueError(f"trim margin must be at least 0 s, not {trim_margin_s}")
         self.trim_margin_s = trim_margin_s
+        self.whole_window_retries = 0  # trimmed windows decoded again on the whole window (they looped)
 
         self.encoder, self.decoder, self.decoder_with_past = encoder, decoder, decoder_with_past
         self.sidecar = sidecar
@@ -98,9 +110,19 @@ class WhisperRecognizer:
     def generate_batch(self, windows: list[np.ndarray]) -> list[list[int]]:
         """Greedy token ids for each window (at most 30 s each), decoded together, without timestamps."""
         features = np.concatenate([self._front_end(window)[self._front_end.input_name] for window in windows])
-        if self.trim_margin_s is not None:
-            features = features[..., : self._trimmed_frames(max(map(len, windows)))]
-        return self._decode(features, self._prompt)
+        if self.trim_margin_s is None:
+            return self._decode(features, self._prompt)
+        tokens = self._decode(features[..., : self._trimmed_frames(max(map(len, windows)))], self._prompt)
+        looped = [index for index, sequence in enumerate(tokens) if self._loops(sequence)]
+        if looped:
+            self.whole_window_retries += len(looped)
+            for index, sequence in zip(looped, self._decode(features[looped], self._prompt)):
+                tokens[index] = sequence
+        return tokens
+
+    def _loops(self, tokens: list[int]) -> bool:
+        return (len(tokens) >= self._max_length - len(self._prompt)
+                or compression_ratio(self.decode_tokens(tokens)) > LOOP_COMPRESSION_RATIO)
 
     def _trimmed_frames(self, samples: int) -> int:
         """Log-mel frames for `samples` of audio plus the margin, even (the encoder's convolution halves
