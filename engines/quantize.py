@@ -6,10 +6,10 @@
   only: the explicit-quantization file TensorRT >= 10 builds from (the only INT8 path in TensorRT 11).
   Slower than fp32 on a CPU (the README's benchmark shows it), so never the CPU engine.
 
-Both keep LayerNorm, Softmax, residual Add and the first Conv (it reads the raw input) in float: quantizing
-Add and LayerNorm destroyed Whisper transcripts in a public report, and 8-bit raw audio loses the quiet
-parts. Nodes whose inputs 8 bits cannot hold (outliers, attention probabilities) stay float too: see
-sensitivity.py. The sidecar lists every float node and why.
+Both keep LayerNorm, Softmax (its input too: attention scores are not quantized), residual Add and the first
+Conv (it reads the raw input) in float: quantizing Add and LayerNorm destroyed Whisper transcripts in a
+public report, and 8-bit raw audio loses the quiet parts. Nodes whose inputs 8 bits cannot hold (outliers,
+attention probabilities) stay float too: see sensitivity.py. The sidecar lists every float node and why.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
         "calibration_method": "entropy",
         "quantized_op_types": list(form.op_types),
         "float_nodes": excluded,
+        "softmax_inputs": "float",
     }
 
 
@@ -79,7 +80,7 @@ def quantize_prepared(prepared: Path, target: Path, stream: CalibrationStream, f
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from engines.qdq import with_float_nodes
+    from engines.qdq import with_float_nodes, with_float_softmax_inputs
 
     class StreamReader(CalibrationDataReader):
         """Hands the stream to the calibrator one sample per range, so it holds one sample's tensors at a
@@ -108,8 +109,11 @@ def quantize_prepared(prepared: Path, target: Path, stream: CalibrationStream, f
                        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
                        "CalibStridedMinMax": 1},  # despite the name: any calibrator, fed one sample per step
     )
+    model = onnx.load(str(target))
     if excluded:
-        onnx.save(with_float_nodes(onnx.load(str(target)), onnx.load(str(prepared)), set(excluded)), str(target))
+        model = with_float_nodes(model, onnx.load(str(prepared)), set(excluded))
+    with_float_softmax_inputs(model)
+    onnx.save(model, str(target))
 
 
 def float_nodes(model_path: Path, stream: CalibrationStream, form: Int8Form) -> dict[str, str]:

@@ -4,8 +4,9 @@ step, stop at end-of-text or max_length.
 
 Up to 30 s: one window, the prompt with `<|notimestamps|>` (transformers' short form). Several such
 utterances can run as one batch (`transcribe_batch`): every sequence starts with the same prompt and advances
-one token per step, so no padding enters the decoder and each gets the tokens it would get alone; finished
-ones are fed end-of-text until all are done. Over 30 s: long-form as transformers' `generate` does it on a
+one token per step, so no padding enters the decoder and each gets the tokens it would get alone (but for
+int8 decoders that quantize activations per call, over the batch); finished ones are fed end-of-text until
+all are done. Over 30 s: long-form as transformers' `generate` does it on a
 long input — the log-mel of the whole recording, 30 s windows decoded with timestamps, each next window
 starting where the last complete segment ended (whisper_timestamps.py).
 

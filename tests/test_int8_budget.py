@@ -94,6 +94,23 @@ def test_a_float_node_sharing_an_initializer_the_quantizer_dequantizes_gets_its_
     assert [init.name for init in restored.graph.initializer if init.name.startswith("bias")] == ["bias_quantized", "bias/float"]
 
 
+def test_a_softmax_input_is_taken_out_of_q_dq():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from engines.qdq import with_float_softmax_inputs
+
+    io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [2, 2]) for name in ("a", "b", "p")]
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["scores"], name="scores"),
+         helper.make_node("QuantizeLinear", ["scores", "s", "z"], ["scores_q"], name="scores_q"),
+         helper.make_node("DequantizeLinear", ["scores_q", "s", "z"], ["scores_dq"], name="scores_dq"),
+         helper.make_node("Softmax", ["scores_dq"], ["p"], name="softmax")], "g", io[:2], io[2:],
+        [numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(128, np.uint8), "z")]))
+    assert with_float_softmax_inputs(model) == 1
+    assert [(node.op_type, list(node.input)) for node in model.graph.node] == [("MatMul", ["a", "b"]), ("Softmax", ["scores"])]
+    assert not model.graph.initializer
+
+
 def test_sensitivity_ranks_the_planted_node_most_harmful(quantized, stream):
     int8_model, float_model, _ = quantized
     scores = node_sensitivity({"model": int8_model}, {"model": float_model}, stream)
@@ -150,6 +167,13 @@ def test_without_a_budget_the_rule_decides_and_every_backend_gets_one_list(tiny_
     cpu, qdq = (json.loads(path.read_text()) for path in sidecars)
     assert cpu["build"]["model"]["float_nodes"] == qdq["build"]["model"]["float_nodes"]
     assert cpu["int8_budget"] is None and "/wav2vec2/feature_extractor/conv_layers.0/conv/Conv" in cpu["build"]["model"]["float_nodes"]
+    # attention scores stay float in both forms (ONNX Runtime's quantizer had put Q/DQ between them and the Softmax)
+    for sidecar in (cpu, qdq):
+        model = onnx.load(str(tmp_path / sidecar["files"]["model"]))
+        producers = {output: node.op_type for node in model.graph.node for output in node.output}
+        softmax_inputs = [producers[node.input[0]] for node in model.graph.node if node.op_type == "Softmax"]
+        assert softmax_inputs and "DequantizeLinear" not in softmax_inputs
+        assert sidecar["build"]["model"]["softmax_inputs"] == "float"
 
 
 @pytest.mark.slow
