@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trim-margin", type=float, metavar="SECONDS",
                         help="Whisper on ONNX Runtime: run the encoder on the audio plus SECONDS, not a whole 30 s "
                              "window (faster on short clips; a window whose text loops is decoded again whole; 8 s kept "
-                             "fp32 within 0.5 WER points on the bundled set, clean and noisy, int8 lost 1.5 on noisy "
+                             "fp32 within 0.5 WER points on the bundled set, clean and noisy; int8 lost 0.8 on noisy "
                              "audio) [default: whole window]")
     arguments = parser.parse_args(argv)
     try:
