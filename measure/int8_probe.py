@@ -6,7 +6,6 @@ It lives here, where the runtime and WER meet; `python -m engines` hands it to t
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from calibration.datasets import load_dataset
@@ -36,18 +35,16 @@ def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int =
     mixer = NoiseMixer(parse_noise(stream.description["noise"]), {u.id: a for u, a in zip(utterances, audio)})
     noisy = [mixer.add(samples, noisy_draw(stream.description["seed"], draw, index), utterance.id)
              for draw in range(noise_draws) for index, (utterance, samples) in enumerate(zip(utterances, audio))]
-    work = Path(tempfile.mkdtemp(prefix="int8-probe-"))
-    dynamic: dict[str, Path] = {}
-
     def graph(part, files: dict[str, Path] | None) -> tuple[Path, Variant]:
         if files is None:
             return model.dir / part.file, Variant.FP32
         if part.name in files:
             return files[part.name], Variant.INT8
-        if part.name not in dynamic:
-            dynamic[part.name] = work / f"{part.name}.dynamic.onnx"
-            quantize_dynamic_int8(model.dir / part.file, dynamic[part.name])
-        return dynamic[part.name], Variant.INT8_DYNAMIC
+        # beside the candidates: the budget's working folder, removed with it once the build has decided
+        dynamic = next(iter(files.values())).with_name(f"{part.name}.dynamic.onnx")
+        if not dynamic.is_file():
+            quantize_dynamic_int8(model.dir / part.file, dynamic)
+        return dynamic, Variant.INT8_DYNAMIC
 
     def probe(files: dict[str, Path] | None) -> tuple[float, float]:
         chosen = {part.name: graph(part, files) for part in model.parts}

@@ -62,9 +62,11 @@ class CTCRecognizer:
     def logits(self, audio: np.ndarray) -> np.ndarray:
         """[frames, vocabulary] for a recording of any length: one run up to a chunk, chunks past it."""
         if len(audio) <= self.chunk:
-            return self.engine.run(self._front_end(audio))[self._logits_name][0]
-        return chunked_logits(audio, lambda samples: self.engine.run(self._front_end(samples))[self._logits_name][0],
-                              self.chunk, self.stride)
+            return self._run(audio)
+        return chunked_logits(audio, self._run, self.chunk, self.stride)
+
+    def _run(self, samples: np.ndarray) -> np.ndarray:
+        return self.engine.run(self._front_end(samples))[self._logits_name][0]
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         check_rate(audio, sample_rate)
