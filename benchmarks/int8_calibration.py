@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "bench-int8-calibration"
 
 
-def wers(sidecar: str, threads: int, draws: int) -> tuple[float, list[float]]:
-    """Clean WER and the noisy WER of each draw over the 70 bundled utterances."""
+def wers(sidecar: str, threads: int, draws: int, trim_margin_s: float | None = None) -> tuple[float, list[float]]:
+    """Clean WER and the noisy WER of each draw over the 70 bundled utterances (`trim_margin_s`: see runtime/whisper.py)."""
     from measure.wer import corpus_wer
     from runtime import load_recognizer
 
-    recognizer = load_recognizer(sidecar, threads=threads)
+    recognizer = load_recognizer(sidecar, threads=threads, trim_margin_s=trim_margin_s)
     utterances = load_dataset()
     audio = [utterance.load() for utterance in utterances]
     references = [utterance.text for utterance in utterances]

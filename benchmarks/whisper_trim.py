@@ -1,0 +1,48 @@
+"""What trimming Whisper's encoder input costs in WER: tiny.en fp32 and int8, whole window against audio + 8 s.
+
+    .venv/bin/python benchmarks/whisper_trim.py [--draws 8] [--margin 8] [--threads 2]
+
+The engines `benchmarks/whisper_cpu.py` builds (run it first), the 70 bundled utterances clean and with
+`--draws` seeded draws of the study's noise, each engine in a fresh process. Noisy WER of tiny.en moves by a
+point or more from draw to draw, and a trimmed window now and then loops on one draw and not another, so
+judge on eight draws or more, draw for draw. The last line reads `trim_cost_fp32=C/N trim_cost_int8=C/N`:
+clean/noisy WER points of the trimmed engine over the whole window.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from int8_calibration import wers
+
+from common.processes import in_fresh_process
+
+ENGINES = Path(__file__).resolve().parent.parent / ".cache" / "bench-whisper" / "engines"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--draws", type=int, default=8)
+    parser.add_argument("--margin", type=float, default=8.0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    costs = {}
+    print(f"{'engine':<8}{'margin':>14}{'WER clean %':>13}{'WER noisy %':>18}  per draw")
+    for variant in ("fp32", "int8"):
+        sidecar = next(ENGINES.glob(f"*-{variant}.json"), None)
+        if sidecar is None:
+            raise SystemExit(f"no {variant} engine in {ENGINES}: run benchmarks/whisper_cpu.py first")
+        results = {margin: in_fresh_process(wers, str(sidecar), args.threads, args.draws, margin) for margin in (None, args.margin)}
+        for margin, (clean, noisy) in results.items():
+            label = "whole window" if margin is None else f"{margin:g} s"
+            print(f"{variant:<8}{label:>14}{clean:>13.2f}{np.mean(noisy):>11.2f} ± {np.std(noisy, ddof=1):.2f}  "
+                  + " ".join(f"{value:.2f}" for value in noisy))
+        (whole_clean, whole_noisy), (trim_clean, trim_noisy) = results.values()
+        costs[variant] = f"{trim_clean - whole_clean:+.2f}/{np.mean(trim_noisy) - np.mean(whole_noisy):+.2f}"
+    print(" ".join(f"trim_cost_{variant}={cost}" for variant, cost in costs.items()))
+
+
+if __name__ == "__main__":
+    main()
