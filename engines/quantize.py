@@ -1,7 +1,8 @@
 """INT8 ONNX from one calibration stream, entropy-calibrated, in the two forms backends want.
 
-- `cpu`: asymmetric U8 activations, S8 per-tensor weights, Q/DQ, MatMul + Conv. What ONNX Runtime's
-  CPU kernels (VNNI/AMX) run fastest (the README's benchmark table has the measured speed-up).
+- `cpu`: asymmetric U8 activations, S8 per-tensor weights, Q/DQ, MatMul + Conv, GELU chains fused first
+  (fusions.py). What ONNX Runtime's CPU kernels (VNNI/AMX) run fastest (the README's benchmark table has
+  the measured speed-up).
 - `tensorrt`: symmetric S8 activations (zero point 0), S8 per-channel weights, Q/DQ, MatMul/Gemm/Conv
   only: the explicit-quantization file TensorRT >= 10 builds from (the only INT8 path in TensorRT 11).
   Slower than fp32 on a CPU (the README's benchmark shows it), so never the CPU engine.
@@ -30,13 +31,14 @@ class Int8Form:
     op_types: tuple[str, ...]
     symmetric_activations: bool
     per_channel: bool
+    fuse_gelu: bool  # before quantizing (fusions.py)
 
 
 INT8_FORMS = {
-    "cpu": Int8Form("cpu", "Q/DQ U8S8 per-tensor, MatMul+Conv (fast on ONNX Runtime CPU)", ("MatMul", "Conv"), False, False),
+    "cpu": Int8Form("cpu", "Q/DQ U8S8 per-tensor, MatMul+Conv (fast on ONNX Runtime CPU)", ("MatMul", "Conv"), False, False, True),
     "tensorrt": Int8Form(
         "tensorrt", "Q/DQ S8S8 symmetric, per-channel weights, MatMul/Gemm/Conv (for TensorRT >= 10)",
-        ("MatMul", "Gemm", "Conv"), True, True,
+        ("MatMul", "Gemm", "Conv"), True, True, False,
     ),
 }
 
@@ -47,7 +49,7 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
     `excluded` (node -> why it stays float) is the decision of the INT8 WER budget where one was made
     (int8_budget.py); without it, the rule-based float nodes (float_nodes) stay float."""
     prepared = target.with_name(target.stem + ".prep.onnx")
-    prepare(source, prepared)
+    fused = prepare(source, prepared, form)
     excluded = float_nodes(prepared, stream, form) if excluded is None else excluded
     quantize_prepared(prepared, target, stream, form, excluded)
     prepared.unlink()
@@ -58,11 +60,13 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
         "quantized_op_types": list(form.op_types),
         "float_nodes": excluded,
         "softmax_inputs": "float",
+        "fused_gelu": fused,
     }
 
 
-def prepare(source: Path, prepared: Path) -> None:
-    """ONNX Runtime's pre-processing before quantization (shape inference, graph optimisation) into `prepared`.
+def prepare(source: Path, prepared: Path, form: Int8Form) -> int:
+    """ONNX Runtime's pre-processing before quantization (shape inference, graph optimisation) into `prepared`,
+    then the form's fusions; returns how many GELU chains were fused.
 
     Its symbolic shape inference is told to merge lengths it cannot prove equal: Whisper's positional table
     sliced to the input gives Min(1500, n) against n, which hold equal there. Without it that graph fails and
@@ -70,7 +74,10 @@ def prepare(source: Path, prepared: Path) -> None:
     (checked on wav2vec2-base and Whisper's three graphs)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from engines.fusions import fuse_gelu
+
     quant_pre_process(str(source), str(prepared), auto_merge=True)
+    return fuse_gelu(prepared) if form.fuse_gelu else 0
 
 
 def quantize_prepared(prepared: Path, target: Path, stream: CalibrationStream, form: Int8Form, excluded: dict[str, str]) -> None:

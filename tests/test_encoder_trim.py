@@ -36,13 +36,13 @@ def test_quantization_prepares_the_sliced_encoder_without_litter(tiny_whisper_on
     import onnx
 
     from engines.encoder_positions import slice_positions
-    from engines.quantize import prepare
+    from engines.quantize import INT8_FORMS, prepare
 
     slice_positions(tiny_whisper_onnx / "encoder_model.onnx", tmp_path / "sliced.onnx")
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
-    prepare(tmp_path / "sliced.onnx", tmp_path / "prepared.onnx")
+    prepare(tmp_path / "sliced.onnx", tmp_path / "prepared.onnx", INT8_FORMS["cpu"])
     assert list(work.iterdir()) == []
     assert any(node.name == "positions/Slice" for node in onnx.load(str(tmp_path / "prepared.onnx")).graph.node)
 
