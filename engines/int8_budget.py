@@ -70,7 +70,7 @@ def decide_int8(model: ExportedModel, stream: CalibrationStream, probe_factory: 
         prepared, quantized, excluded = {}, {}, {}
         for part in (part for part in model.parts if part.calibrated):
             prepared[part.name] = work / f"{part.name}.prep.onnx"
-            prepare(model.dir / part.file, prepared[part.name], form)
+            prepare(model.dir / part.file, prepared[part.name])
             excluded[part.name] = float_nodes(prepared[part.name], stream, form)
         if probe_factory is None or budget is None:
             return Int8Decision(excluded)

@@ -1,8 +1,8 @@
 """INT8 ONNX from one calibration stream, entropy-calibrated, in the two forms backends want.
 
-- `cpu`: asymmetric U8 activations, S8 per-tensor weights, Q/DQ, MatMul + Conv, GELU chains fused first
-  (fusions.py). What ONNX Runtime's CPU kernels (VNNI/AMX) run fastest (the README's benchmark table has
-  the measured speed-up).
+- `cpu`: asymmetric U8 activations, S8 per-tensor weights, Q/DQ, MatMul + Conv, GELU chains that read a
+  dequantized output fused (fusions.py). What ONNX Runtime's CPU kernels (VNNI/AMX) run fastest (the
+  README's benchmark table has the measured speed-up).
 - `tensorrt`: symmetric S8 activations (zero point 0), S8 per-channel weights, Q/DQ, MatMul/Gemm/Conv
   only: the explicit-quantization file TensorRT >= 10 builds from (the only INT8 path in TensorRT 11).
   Slower than fp32 on a CPU (the README's benchmark shows it), so never the CPU engine.
@@ -31,7 +31,7 @@ class Int8Form:
     op_types: tuple[str, ...]
     symmetric_activations: bool
     per_channel: bool
-    fuse_gelu: bool  # before quantizing (fusions.py)
+    fuse_gelu: bool  # GELU chains that read a DequantizeLinear, after quantizing (fusions.py)
 
 
 INT8_FORMS = {
@@ -49,9 +49,9 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
     `excluded` (node -> why it stays float) is the decision of the INT8 WER budget where one was made
     (int8_budget.py); without it, the rule-based float nodes (float_nodes) stay float."""
     prepared = target.with_name(target.stem + ".prep.onnx")
-    fused = prepare(source, prepared, form)
+    prepare(source, prepared)
     excluded = float_nodes(prepared, stream, form) if excluded is None else excluded
-    quantize_prepared(prepared, target, stream, form, excluded)
+    fused = quantize_prepared(prepared, target, stream, form, excluded)
     prepared.unlink()
     return {
         "int8_form": form.name,
@@ -64,9 +64,8 @@ def quantize_int8(source: Path, target: Path, stream: CalibrationStream, form: I
     }
 
 
-def prepare(source: Path, prepared: Path, form: Int8Form) -> int:
-    """ONNX Runtime's pre-processing before quantization (shape inference, graph optimisation) into `prepared`,
-    then the form's fusions; returns how many GELU chains were fused.
+def prepare(source: Path, prepared: Path) -> None:
+    """ONNX Runtime's pre-processing before quantization (shape inference, graph optimisation) into `prepared`.
 
     Its symbolic shape inference is told to merge lengths it cannot prove equal: Whisper's positional table
     sliced to the input gives Min(1500, n) against n, which hold equal there. Without it that graph fails and
@@ -74,19 +73,18 @@ def prepare(source: Path, prepared: Path, form: Int8Form) -> int:
     (checked on wav2vec2-base and Whisper's three graphs)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from engines.fusions import fuse_gelu
-
     quant_pre_process(str(source), str(prepared), auto_merge=True)
-    return fuse_gelu(prepared) if form.fuse_gelu else 0
 
 
-def quantize_prepared(prepared: Path, target: Path, stream: CalibrationStream, form: Int8Form, excluded: dict[str, str]) -> None:
+def quantize_prepared(prepared: Path, target: Path, stream: CalibrationStream, form: Int8Form, excluded: dict[str, str]) -> int:
     """quantize_static on a prepared model, `excluded` nodes left in float: truly so. ONNX Runtime excludes them
     from quantization but may still feed them a Q/DQ'd activation (the output of a quantized neighbour, as
-    attention's value projection feeding probabilities x values); those inputs are put back as well (qdq.py)."""
+    attention's value projection feeding probabilities x values); those inputs are put back as well (qdq.py).
+    Returns how many GELU chains the form's fusion took (fusions.py)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    from engines.fusions import fuse_dequantized_gelu
     from engines.qdq import with_float_nodes, with_float_softmax_inputs
 
     class StreamReader(CalibrationDataReader):
@@ -120,7 +118,9 @@ def quantize_prepared(prepared: Path, target: Path, stream: CalibrationStream, f
     if excluded:
         model = with_float_nodes(model, onnx.load(str(prepared)), set(excluded))
     with_float_softmax_inputs(model)
+    fused = fuse_dequantized_gelu(model) if form.fuse_gelu else 0
     onnx.save(model, str(target))
+    return fused
 
 
 def float_nodes(model_path: Path, stream: CalibrationStream, form: Int8Form) -> dict[str, str]:

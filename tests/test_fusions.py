@@ -1,42 +1,83 @@
-"""GELU fused before quantization in ONNX Runtime's CPU int8 form, not in TensorRT's Q/DQ form."""
+"""GELU chains that read a DequantizeLinear fused in ONNX Runtime's CPU int8 form; TensorRT's form untouched."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
+import pytest
 
 from engines.sidecar import read_sidecar
 
 
-def _op_types(path) -> dict[str, int]:
-    import onnx
-
+def _op_types(model) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for node in onnx.load(str(path), load_external_data=False).graph.node:
+    for node in model.graph.node:
         key = f"{node.domain}:{node.op_type}" if node.domain else node.op_type
         counts[key] = counts.get(key, 0) + 1
     return counts
 
 
-def test_cpu_int8_runs_fused_gelu_and_the_tensorrt_form_standard_ops(tiny_engines):
-    cpu, tensorrt = _op_types(tiny_engines / "tiny-int8.onnx"), _op_types(tiny_engines / "tiny-int8-qdq.onnx")
-    fused = read_sidecar(tiny_engines / "tiny-int8.json")["build"]["model"]["fused_gelu"]
-    assert fused > 0 and cpu["com.microsoft:Gelu"] == fused and "Erf" not in cpu
-    assert tensorrt["Erf"] == fused and not any(key.startswith("com.microsoft:") for key in tensorrt)
-    assert read_sidecar(tiny_engines / "tiny-int8-qdq.json")["build"]["model"]["fused_gelu"] == 0
+def _gelu_chain(root: str, output: str) -> list:
+    """erf-GELU as the exporter writes it: x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5."""
+    from onnx import helper
+
+    return [helper.make_node("Div", [root, "sqrt2"], ["divided"]), helper.make_node("Erf", ["divided"], ["erf"]),
+            helper.make_node("Add", ["erf", "one"], ["plus_one"]), helper.make_node("Mul", [root, "plus_one"], ["product"]),
+            helper.make_node("Mul", ["product", "half"], [output])]
 
 
-def test_fused_gelu_computes_what_the_chain_did(tiny_onnx, speech, tmp_path):
-    from common.features import CTCFrontEnd
-    from engines.fusions import fuse_gelu
-    from runtime import load_engine
+def _model(dequantized: bool):
+    from onnx import TensorProto, helper
 
-    fused_path = tmp_path / "fused.onnx"
-    shutil.copyfile(tiny_onnx / "model.onnx", fused_path)
-    assert fuse_gelu(fused_path) == _op_types(tiny_onnx / "model.onnx")["Erf"]
-    assert "Erf" not in _op_types(fused_path)
-    feeds = CTCFrontEnd()(speech[: 16000 * 3])
-    chain = load_engine(tiny_onnx / "model.onnx").run(feeds)["logits"]
-    fused = load_engine(fused_path).run(feeds)["logits"]
-    np.testing.assert_allclose(fused, chain, rtol=1e-4, atol=1e-4)
+    nodes = [helper.make_node("Relu", ["x"], ["root"])]
+    if dequantized:
+        nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["q"]),
+                 helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["root"])]
+    graph = helper.make_graph(
+        nodes + _gelu_chain("root", "y"), "gelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor("scale", TensorProto.FLOAT, [], [0.05]), helper.make_tensor("zero", TensorProto.UINT8, [], [128])]
+        + [helper.make_tensor(name, TensorProto.FLOAT, [], [value]) for name, value in (("sqrt2", 1.4142135), ("one", 1.0), ("half", 0.5))])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _run(model, x):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # the file's own ops
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def test_a_dequantized_gelu_chain_becomes_one_gelu_with_the_same_values():
+    from engines.fusions import fuse_dequantized_gelu
+
+    x = np.linspace(-6, 6, 64, dtype=np.float32)[np.newaxis]
+    chain = _model(dequantized=True)
+    expected = _run(chain, x)
+    assert fuse_dequantized_gelu(chain) == 1
+    assert _op_types(chain) == {"QuantizeLinear": 1, "DequantizeLinear": 1, "com.microsoft:Gelu": 1}
+    np.testing.assert_allclose(_run(chain, x), expected, atol=1e-6)
+
+
+def test_a_chain_that_reads_a_float_node_is_left_for_onnx_runtime_to_fuse():
+    from engines.fusions import fuse_dequantized_gelu
+
+    model = _model(dequantized=False)
+    before = _op_types(model)
+    assert fuse_dequantized_gelu(model) == 0
+    assert _op_types(model) == before
+
+
+@pytest.mark.parametrize("form", ["cpu", "tensorrt"])
+def test_only_the_cpu_int8_engine_carries_fused_gelu(tiny_engines, form):
+    import onnx
+
+    name = "tiny-int8" if form == "cpu" else "tiny-int8-qdq"
+    ops = _op_types(onnx.load(str(tiny_engines / f"{name}.onnx"), load_external_data=False))
+    fused = read_sidecar(tiny_engines / f"{name}.json")["build"]["model"]["fused_gelu"]
+    if form == "cpu":  # the tiny model's quantized convs have no bias: their GELU reads a DequantizeLinear
+        assert fused > 0 and ops["com.microsoft:Gelu"] == fused
+    else:
+        assert fused == 0 and not any(key.startswith("com.microsoft:") for key in ops)

@@ -45,7 +45,7 @@ def stream(utterances):
 @pytest.fixture(scope="module")
 def quantized(outlier_export, stream, tmp_path_factory):
     work = tmp_path_factory.mktemp("q")
-    prepare(outlier_export / "model.onnx", work / "prep.onnx", INT8_FORMS["cpu"])
+    prepare(outlier_export / "model.onnx", work / "prep.onnx")
     excluded = float_nodes(work / "prep.onnx", stream, INT8_FORMS["cpu"])
     quantize_prepared(work / "prep.onnx", work / "int8.onnx", stream, INT8_FORMS["cpu"], excluded)
     return onnx.load(str(work / "int8.onnx")), onnx.load(str(work / "prep.onnx")), excluded
