@@ -31,7 +31,8 @@ WORK = ROOT / ".cache" / "bench-int8-calibration"
 
 
 def wers(sidecar: str, threads: int, draws: int, trim_margin_s: float | None = None) -> tuple[float, list[float]]:
-    """Clean WER and the noisy WER of each draw over the 70 bundled utterances (`trim_margin_s`: see runtime/whisper.py)."""
+    """Clean WER and the noisy WER of each draw over the 70 bundled utterances (`trim_margin_s`: see
+    runtime/whisper.py; None, as here by default, the whole window for every engine compared)."""
     from measure.wer import corpus_wer
     from runtime import load_recognizer
 

@@ -63,7 +63,7 @@ def per_utterance_wer(sidecar: str, threads: int) -> float:
     from measure.wer import corpus_wer
     from runtime import load_recognizer
 
-    recognizer = load_recognizer(sidecar, threads=threads)
+    recognizer = load_recognizer(sidecar, threads=threads, trim_margin_s=None)  # whole windows, as long-form reads
     utterances = load_dataset()
     return corpus_wer([u.text for u in utterances], [recognizer.transcribe(u.load()) for u in utterances]).wer
 

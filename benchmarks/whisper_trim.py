@@ -1,12 +1,13 @@
-"""What trimming Whisper's encoder input costs in WER: tiny.en fp32 and int8, whole window against audio + 8 s.
+"""What trimming Whisper's encoder input costs in WER: tiny.en fp32, fp16 and int8, whole window against audio + 8 s.
 
-    .venv/bin/python benchmarks/whisper_trim.py [--draws 8] [--margin 8] [--threads 2]
+    .venv/bin/python benchmarks/whisper_trim.py [--draws 8] [--margin 8] [--threads 2] [--variants fp32,fp16,int8]
 
 The engines `benchmarks/whisper_cpu.py` builds (run it first), the 70 bundled utterances clean and with
 `--draws` seeded draws of the study's noise, each engine in a fresh process. Noisy WER of tiny.en moves by a
 point or more from draw to draw, and a trimmed window now and then loops on one draw and not another, so
-judge on eight draws or more, draw for draw. The last line reads `trim_cost_fp32=C/N trim_cost_int8=C/N`:
-clean/noisy WER points of the trimmed engine over the whole window.
+judge on eight draws or more, draw for draw. The last line reads `trim_cost_fp32=C/N trim_cost_fp16=C/N
+trim_cost_int8=C/N`: clean/noisy WER points of the trimmed engine over the whole window; where both stay within
+0.5, that precision trims by default (runtime/whisper.py DEFAULT_TRIM_MARGIN_S).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=8)
     parser.add_argument("--margin", type=float, default=8.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variants", default="fp32,fp16,int8")
     args = parser.parse_args()
     costs = {}
     print(f"{'engine':<8}{'margin':>14}{'WER clean %':>13}{'WER noisy %':>18}  per draw")
-    for variant in ("fp32", "int8"):
+    for variant in args.variants.split(","):
         sidecar = next(ENGINES.glob(f"*-{variant}.json"), None)
         if sidecar is None:
             raise SystemExit(f"no {variant} engine in {ENGINES}: run benchmarks/whisper_cpu.py first")

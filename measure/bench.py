@@ -26,6 +26,7 @@ from measure.memory import judge_system_memory, system_used_mb
 from measure.meters import METERS, open_meter
 from measure.results import BenchRow, write_results
 from measure.store import DEFAULT_STORE, StoreError, append_rows
+from runtime.whisper import PRECISION_DEFAULT, parse_trim_margin
 
 TABLE_COLUMNS = (("engine", "{}"), ("precision", "{}"), ("wer_clean", "{:.2f}"), ("wer_noisy", "{:.2f}"),
                  ("rtfx", "{:.1f}"), ("latency_p50_ms", "{:.0f}"), ("latency_p90_ms", "{:.0f}"),
@@ -68,6 +69,9 @@ def format_table(rows: list[BenchRow]) -> str:
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N utterances.")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Utterances transcribed before timing starts.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend [default: the backend's choice].")
+@click.option("--trim-margin", default=PRECISION_DEFAULT, show_default=True, metavar="SECONDS|off|default",
+              help="Whisper on ONNX Runtime: encoder on the audio plus SECONDS instead of a 30 s window; off: the whole "
+                   "window; default: each precision's (8 s for fp32, the whole window for int8: see the README).")
 @click.option("--meter", default="auto", show_default=True, type=click.Choice(METERS), help="Power source.")
 @click.option("--meter-root", default="/", show_default=True, help="Stands in for / when reading sysfs (tests).")
 @click.option("--sample-hz", type=click.FloatRange(min=0, min_open=True), help="Power sampling rate [default: the meter's].")
@@ -79,7 +83,7 @@ def format_table(rows: list[BenchRow]) -> str:
               help="SQLite results store every run appends to (python -m measure.report reads it).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: int, seed: int, limit: int | None,
-         warmup: int, threads: int | None, meter: str, meter_root: str, sample_hz: float | None, baseline_s: float,
+         warmup: int, threads: int | None, trim_margin: str, meter: str, meter_root: str, sample_hz: float | None, baseline_s: float,
          out_dir: Path | None, store: Path, progress: bool) -> None:
     """Measure each ENGINE (an engine file or its .json sidecar; globs like engines/*.onnx work).
 
@@ -97,11 +101,12 @@ def main(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: i
         utterances = load_dataset(dataset)[:limit]
         check_dataset(utterances)  # a corrupt or empty file: one line now, not one failure per engine later
         noise_spec = None if noise == "none" else parse_noise(noise)
-    except (SidecarError, DatasetError, NoiseSpecError, AudioError) as error:
+        trim_margin_s = parse_trim_margin(trim_margin)
+    except (SidecarError, DatasetError, NoiseSpecError, AudioError, ValueError) as error:
         sys.exit(f"bench: {error}")
     out_dir = out_dir or Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
     settings = BenchSettings(dataset=dataset, noise=noise_spec, noise_draws=noise_draws,
-                             seed=seed, limit=limit, warmup=warmup, threads=threads, meter=meter,
+                             seed=seed, limit=limit, warmup=warmup, threads=threads, trim_margin_s=trim_margin_s, meter=meter,
                              meter_root=meter_root, sample_hz=sample_hz, progress=progress)
     try:
         baseline_w, meter_name = measure_baseline(meter, meter_root, sample_hz, baseline_s)

@@ -21,6 +21,7 @@ from measure.meters import Measurement, open_meter
 from measure.results import BenchRow
 from measure.wer import corpus_wer
 from runtime.recognizer import Recognizer, load_recognizer
+from runtime.whisper import PRECISION_DEFAULT, TrimMargin
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class BenchSettings:
     limit: int | None = None
     warmup: int = 2
     threads: int | None = None
+    trim_margin_s: TrimMargin = PRECISION_DEFAULT  # Whisper's encoder (runtime/whisper.py)
     meter: str = "auto"
     meter_root: str = "/"
     sample_hz: float | None = None
@@ -56,7 +58,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
     try:
         with MemoryWatcher(idle_system_mb) as memory:
             started = time.perf_counter()
-            recognizer = load_recognizer(path, threads=settings.threads)
+            recognizer = load_recognizer(path, threads=settings.threads, trim_margin_s=settings.trim_margin_s)
             load_s = time.perf_counter() - started
             for samples in audio[: settings.warmup]:
                 recognizer.transcribe(samples)
@@ -95,7 +97,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         load_s=load_s, peak_rss_mb=memory.peaks.rss_mb, system_mem_mb=memory.peaks.system_mb,
         gpu_mem_mb=memory.peaks.gpu_mb, system_mem_note=_system_memory_note(memory.peaks, recognizer.device),
         **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
-        extra={"build": recognizer.sidecar.get("build", {})},
+        extra={"build": recognizer.sidecar.get("build", {}), "decoding": recognizer.decoding()},
     )
 
 

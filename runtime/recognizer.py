@@ -15,6 +15,7 @@ from engines.sidecar import read_sidecar, verify_files
 from runtime.chunking import chunked_logits
 from runtime.ctc import CTCDecoder
 from runtime.engine import Engine, load_engine
+from runtime.whisper import PRECISION_DEFAULT, TrimMargin, WhisperRecognizer
 
 
 class Recognizer(Protocol):
@@ -33,6 +34,10 @@ class Recognizer(Protocol):
 
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
         """Several utterances at once where the model allows it."""
+        ...
+
+    def decoding(self) -> dict:
+        """How it decodes beyond what its sidecar says, and what that did so far (for result rows)."""
         ...
 
     def close(self) -> None: ...
@@ -72,6 +77,9 @@ class CTCRecognizer:
         check_rate(audio, sample_rate)
         return self._decode(self.logits(audio))
 
+    def decoding(self) -> dict:
+        return {"chunk_s": self.chunk / SAMPLE_RATE, "stride_s": self.stride / SAMPLE_RATE}
+
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
         # One at a time on purpose: group-norm wav2vec2 models change their output when fed padded batches.
         return [self.transcribe(audio) for audio in audios]
@@ -80,15 +88,13 @@ class CTCRecognizer:
         self.engine.close()
 
 
-def _ctc(engines: dict[str, Engine], sidecar: dict, trim_margin_s: float | None) -> Recognizer:
-    if trim_margin_s is not None:
+def _ctc(engines: dict[str, Engine], sidecar: dict, trim_margin_s: TrimMargin) -> Recognizer:
+    if trim_margin_s not in (None, PRECISION_DEFAULT):
         raise ValueError(f"{sidecar['engine']}: a trim margin applies to Whisper's fixed window; CTC models read the audio as it is")
     return CTCRecognizer(engines["model"], sidecar)
 
 
-def _whisper(engines: dict[str, Engine], sidecar: dict, trim_margin_s: float | None) -> Recognizer:
-    from runtime.whisper import WhisperRecognizer
-
+def _whisper(engines: dict[str, Engine], sidecar: dict, trim_margin_s: TrimMargin) -> Recognizer:
     return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar, trim_margin_s)
 
 
@@ -96,9 +102,10 @@ def _whisper(engines: dict[str, Engine], sidecar: dict, trim_margin_s: float | N
 RECOGNIZERS = {"ctc": _ctc, "whisper": _whisper}
 
 
-def load_recognizer(path: str | Path, threads: int | None = None, trim_margin_s: float | None = None) -> Recognizer:
+def load_recognizer(path: str | Path, threads: int | None = None, trim_margin_s: TrimMargin = PRECISION_DEFAULT) -> Recognizer:
     """Load the engine whose sidecar `path` is (or names), ready to transcribe. `trim_margin_s`: Whisper on
-    ONNX Runtime runs its encoder on the audio plus this margin instead of 30 s (runtime/whisper.py)."""
+    ONNX Runtime runs its encoder on the audio plus this margin instead of 30 s; None: the whole window;
+    by default the precision's measured choice (runtime/whisper.py)."""
     sidecar = read_sidecar(path)
     verify_files(sidecar)
     folder = Path(sidecar["_dir"])

@@ -10,16 +10,18 @@ all are done. Over 30 s: long-form as transformers' `generate` does it on a
 long input — the log-mel of the whole recording, 30 s windows decoded with timestamps, each next window
 starting where the last complete segment ended (whisper_timestamps.py).
 
-`trim_margin_s` (ONNX Runtime engines, off by default): a short-form batch runs the encoder on the frames its
-longest recording covers plus that margin, not on the whole 30 s window. Faster in proportion. On noisy audio
-a trimmed window now and then loops (one sentence over and over up to max_length) where the whole window does
+`trim_margin_s` (ONNX Runtime engines): a short-form batch runs the encoder on the frames its longest
+recording covers plus that margin, not on the whole 30 s window. Faster in proportion. On noisy audio a
+trimmed window now and then loops (one sentence over and over up to max_length) where the whole window does
 not; a window whose text loops (openai-whisper's test: zlib compression ratio over 2.4) or that reaches
-max_length is decoded again on the whole window. Its WER cost on the bundled set is in the README."""
+max_length is decoded again on the whole window. Unless the caller names a margin (or None: the whole
+window), each precision gets DEFAULT_TRIM_MARGIN_S; its WER cost on the bundled set is in the README."""
 
 from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import Literal, Union
 
 import numpy as np
 
@@ -32,6 +34,38 @@ from runtime.whisper_timestamps import TimestampRules
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
 #: openai-whisper's `compression_ratio_threshold`: text that zlib shrinks more than this repeats itself.
 LOOP_COMPRESSION_RATIO = 2.4
+#: A trim margin in seconds, None for the whole 30 s window, or PRECISION_DEFAULT.
+TrimMargin = Union[float, None, Literal["default"]]
+PRECISION_DEFAULT: TrimMargin = "default"
+#: The margin each precision trims with unless told otherwise: 8 s where that kept WER within 0.5 points of the
+#: whole window on clean and on noisy speech alike (tiny.en, the 70 bundled utterances, 8 draws of the study's
+#: noise, benchmarks/whisper_trim.py: fp32 -0.44 / +0.04), the whole window where it did not (int8 +0.44 /
+#: +0.84). Only encoders built to trim (ONNX Runtime) do; TensorRT plans keep the whole window.
+DEFAULT_TRIM_MARGIN_S: dict[Precision, float | None] = {Precision.FP32: 8.0, Precision.FP16: 8.0, Precision.INT8: None}
+
+
+def trim_margin(requested: TrimMargin, sidecar: dict) -> float | None:
+    """The margin a recognizer of this engine runs with: the precision's default unless one is named (the
+    whole window where the encoder cannot trim), else the named one, checked."""
+    trims = bool(sidecar["build"]["encoder"].get("sliced_positions"))
+    if requested == PRECISION_DEFAULT:
+        return DEFAULT_TRIM_MARGIN_S.get(Precision(sidecar["precision"])) if trims else None
+    if requested is not None and not trims:
+        raise ValueError(f"{sidecar['engine']}: its encoder takes only whole 30 s windows (TensorRT plans, and "
+                         "ONNX Runtime engines built before encoder trimming); run without a trim margin or rebuild")
+    if requested is not None and requested < 0:
+        raise ValueError(f"trim margin must be at least 0 s, not {requested}")
+    return requested
+
+
+def parse_trim_margin(text: str) -> TrimMargin:
+    """Command-line form: SECONDS, `off` (the whole window) or `default` (the precision's)."""
+    if text in ("off", PRECISION_DEFAULT):
+        return None if text == "off" else PRECISION_DEFAULT
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"trim margin: SECONDS, off or default, not {text!r}") from None
 
 
 def compression_ratio(text: str) -> float:
@@ -50,15 +84,10 @@ class WhisperRecognizer:
     """Transcribes 16 kHz mono float32 audio with a Whisper engine set and its tokenizer."""
 
     def __init__(self, encoder: Engine, decoder: Engine, decoder_with_past: Engine, sidecar: dict,
-                 trim_margin_s: float | None = None):
+                 trim_margin_s: TrimMargin = PRECISION_DEFAULT):
         from tokenizers import Tokenizer
 
-        if trim_margin_s is not None and not sidecar["build"]["encoder"].get("sliced_positions"):
-            raise ValueError(f"{sidecar['engine']}: its encoder takes only whole 30 s windows (TensorRT plans, and "
-                             "ONNX Runtime engines built before encoder trimming); run without a trim margin or rebuild")
-        if trim_margin_s is not None and trim_margin_s < 0:
-            raise ValueError(f"trim margin must be at least 0 s, not {trim_margin_s}")
-        self.trim_margin_s = trim_margin_s
+        self.trim_margin_s = trim_margin(trim_margin_s, sidecar)
         self.whole_window_retries = 0  # trimmed windows decoded again on the whole window (they looped)
 
         self.encoder, self.decoder, self.decoder_with_past = encoder, decoder, decoder_with_past
@@ -83,6 +112,9 @@ class WhisperRecognizer:
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         return self.transcribe_batch([audio], sample_rate=sample_rate)[0]
+
+    def decoding(self) -> dict:
+        return {"trim_margin_s": self.trim_margin_s, "whole_window_retries": self.whole_window_retries}
 
     def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8, sample_rate: int = SAMPLE_RATE) -> list[str]:
         """Texts for several recordings: those up to 30 s decoded `batch_size` at a time (at most the engines'

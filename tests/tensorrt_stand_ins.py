@@ -200,7 +200,8 @@ def stand_in_whisper(onnx_dir: Path, sidecar: dict, durations_s=(2.0, 6.0), max_
         profile = graph_profile(onnx_path, dimension_ranges("whisper", part, onnx_dir, durations_s, max_batch=max_batch))
         engine, _ = stand_in_engine(onnx_path, profile.shapes, memory=memory)
         engines[part] = CountedEngine(engine, memory, part, log)
-    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar), memory, log
+    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar,
+                             trim_margin_s=None), memory, log  # a plan keeps the whole window
 
 
 def bytes_per_token(log: dict) -> tuple[float, float]:

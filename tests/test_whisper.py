@@ -44,7 +44,7 @@ def test_greedy_tokens_match_transformers_generate(tiny_whisper, tiny_whisper_en
     from runtime import load_recognizer
 
     model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
-    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=None)
     for utterance in utterances[:3]:
         audio = utterance.load()
         features = torch.from_numpy(WhisperFrontEnd()(audio)["input_features"])
@@ -106,7 +106,7 @@ def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
     source = resolve_model(str(SHARED_WHISPER))
     export_onnx(source, tmp_path / "onnx", check=False)
     (sidecar,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
-    recognizer = load_recognizer(sidecar, threads=2)
+    recognizer = load_recognizer(sidecar, threads=2, trim_margin_s=None)
     processor = WhisperProcessor.from_pretrained(SHARED_WHISPER)
     model = WhisperForConditionalGeneration.from_pretrained(SHARED_WHISPER, dtype=torch.float32).eval()
     torch.set_num_threads(2)
@@ -126,7 +126,7 @@ def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
 def test_a_batch_decodes_as_each_utterance_alone(tiny_whisper_engines, utterances):
     from runtime import load_recognizer
 
-    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=None)
     audio = [utterance.load() for utterance in utterances[3:6]]
     alone = [recognizer.generate(samples) for samples in audio]
     assert recognizer.generate_batch(audio) == alone
@@ -155,7 +155,7 @@ def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tin
     from runtime import load_recognizer
     from runtime.whisper import profile_batch_limit
 
-    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=None)
     checks = {}
     for part in ("encoder", "decoder", "decoder_with_past"):
         ranges = dimension_ranges("whisper", part, tiny_whisper_onnx, (2.0, 6.0, 14.0), max_batch=2)
@@ -187,7 +187,7 @@ def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_o
     sidecar = read_sidecar(tiny_whisper_engines / "tiny-whisper-fp32.json")
     stand_in, memory, log = stand_in_whisper(tiny_whisper_onnx, sidecar, max_batch=2)
     assert dict((i.name, i.dtype) for i in stand_in.decoder.inputs)["input_ids"] == "int32"
-    reference = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
+    reference = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=None)
     audio = [utterance.load() for utterance in utterances[:2]]
     tokens = stand_in.generate_batch(audio)
     assert tokens == reference.generate_batch(audio) and len(tokens[0]) == 22  # up to max_length: the cache's largest shape
