@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cache import cache_for
 
 from calibration.datasets import load_dataset
 from common.audio import SAMPLE_RATE
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     args = parser.parse_args()
 
+    cache_for(WORK)
     source = resolve_model("random:wav2vec2-base")
     onnx_dir, engines_dir = WORK / "onnx", WORK / "engines"
     if not (onnx_dir / "export.json").is_file():

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from bench_cache import cache_for
 
 from calibration.datasets import load_dataset
 from calibration.noise import NoiseMixer, noisy_draw, parse_noise
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--draws", type=int, default=3)
     args = parser.parse_args()
-    onnx_dir = WORK / "onnx"
+    onnx_dir = cache_for(WORK) / "onnx"
     if not (onnx_dir / "export.json").is_file():
         export_onnx(resolve_model(str(args.model)), onnx_dir, check=False)
     engines = {"fp32": build(onnx_dir, "fp32", "fp32", 0.5, False, args.threads)}

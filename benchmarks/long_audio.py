@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+from bench_cache import cache_for
 
 from calibration.datasets import load_dataset
 from common.audio import SAMPLE_RATE
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT.parent / "shared" / "models" / "whisper-tiny.en-hf")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    cache_for(WORK)
     whisper = engines_for(str(args.model), "whisper-tiny.en", ["fp32", "int8"])
     ctc = engines_for("random:wav2vec2-base", "wav2vec2-base-random", ["int8"])
     utterances = load_dataset()

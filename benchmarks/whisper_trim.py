@@ -16,11 +16,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from bench_cache import is_current
 from int8_calibration import wers
 
 from common.processes import in_fresh_process
 
-ENGINES = Path(__file__).resolve().parent.parent / ".cache" / "bench-whisper" / "engines"
+WHISPER_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "bench-whisper"
+ENGINES = WHISPER_CACHE / "engines"
 
 
 def main() -> None:
@@ -34,8 +36,8 @@ def main() -> None:
     print(f"{'engine':<8}{'margin':>14}{'WER clean %':>13}{'WER noisy %':>18}  per draw")
     for variant in args.variants.split(","):
         sidecar = next(ENGINES.glob(f"*-{variant}.json"), None)
-        if sidecar is None:
-            raise SystemExit(f"no {variant} engine in {ENGINES}: run benchmarks/whisper_cpu.py first")
+        if sidecar is None or not is_current(WHISPER_CACHE):
+            raise SystemExit(f"no {variant} engine of the current code in {ENGINES}: run benchmarks/whisper_cpu.py first")
         results = {margin: in_fresh_process(wers, str(sidecar), args.threads, args.draws, margin) for margin in (None, args.margin)}
         for margin, (clean, noisy) in results.items():
             label = "whole window" if margin is None else f"{margin:g} s"
