@@ -93,12 +93,18 @@ class WhisperFrontEnd:
         """Log-mel frames in one window (3000 for 30 s)."""
         return int(self.chunk_s * SAMPLE_RATE) // self.hop_length
 
-    def __call__(self, audio: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(self, audio: np.ndarray, frames: int | None = None) -> dict[str, np.ndarray]:
+        """The log-mel of one 30 s window, or only its first `frames` (a trimmed encoder's input) with the values
+        the whole window has there. Past the audio the window is zeros, and a frame that reads only zeros sits at
+        the floor, so leaving such frames out changes neither the frames kept nor the maximum the floor is
+        taken from: only the audio, the frames asked for and the samples they read are transformed."""
         samples = int(self.chunk_s * SAMPLE_RATE)
-        waveform = np.zeros(samples, np.float64)
         clip = np.asarray(audio, np.float64)[:samples]
+        if frames is not None:
+            samples = min(samples, max(clip.size, frames * self.hop_length) + self.n_fft)
+        waveform = np.zeros(samples, np.float64)
         waveform[: clip.size] = clip
-        return {self.input_name: self.log_mel(waveform)[np.newaxis]}
+        return {self.input_name: self.log_mel(waveform)[np.newaxis, :, :frames]}
 
     def log_mel(self, audio: np.ndarray, block_frames: int = 3000) -> np.ndarray:
         """[num_mel_bins, len(audio) // hop_length] float32 log-mel of a whole recording, with the 8-decade floor

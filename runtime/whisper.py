@@ -142,16 +142,18 @@ class WhisperRecognizer:
 
     def generate_batch(self, windows: list[np.ndarray]) -> list[list[int]]:
         """Greedy token ids for each window (at most 30 s each), decoded together, without timestamps."""
-        features = np.concatenate([self._front_end(window)[self._front_end.input_name] for window in windows])
         if self.trim_margin_s is None:
-            return self._decode(features, self._prompt)
-        tokens = self._decode(features[..., : self._trimmed_frames(max(map(len, windows)))], self._prompt)
+            return self._decode(self._features(windows), self._prompt)
+        tokens = self._decode(self._features(windows, self._trimmed_frames(max(map(len, windows)))), self._prompt)
         looped = [index for index, sequence in enumerate(tokens) if self._loops(sequence)]
         if looped:
             self.whole_window_retries += len(looped)
-            for index, sequence in zip(looped, self._decode(features[looped], self._prompt)):
+            for index, sequence in zip(looped, self._decode(self._features([windows[i] for i in looped]), self._prompt)):
                 tokens[index] = sequence
         return tokens
+
+    def _features(self, windows: list[np.ndarray], frames: int | None = None) -> np.ndarray:
+        return np.concatenate([self._front_end(window, frames)[self._front_end.input_name] for window in windows])
 
     def _loops(self, tokens: list[int]) -> bool:
         return (len(tokens) >= self._max_length - len(self._prompt)

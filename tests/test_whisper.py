@@ -37,6 +37,20 @@ def test_log_mel_matches_transformers(feature_extractor, utterances):
     assert max(differences) < 1e-4  # float32 rounding of a [-1.5, 1.5] range: measured 1.6e-5
 
 
+def test_the_first_frames_alone_are_the_whole_windows_first_frames(utterances):
+    """A trimmed encoder's input is computed over the audio and the frames it needs, not the whole window:
+    the same values, the floor included (its maximum is the audio's), silence and a cut recording too."""
+    front_end = WhisperFrontEnd()
+    rng = np.random.default_rng(0)
+    cases = [(utterances[0].load(), 400), (utterances[1].load(), 10), (np.zeros(16_000, np.float32), 200),
+             (rng.uniform(-0.1, 0.1, 40 * 16_000).astype(np.float32), 2998), (utterances[2].load(), 3000)]
+    for audio, frames in cases:
+        whole = front_end(audio)["input_features"]
+        first = front_end(audio, frames)["input_features"]
+        assert first.shape == (1, 80, frames)
+        np.testing.assert_allclose(first, whole[..., :frames], rtol=0, atol=1e-6)
+
+
 def test_greedy_tokens_match_transformers_generate(tiny_whisper, tiny_whisper_engines, utterances):
     import torch
     from transformers import WhisperForConditionalGeneration
