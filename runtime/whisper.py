@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -35,12 +35,12 @@ PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
 #: openai-whisper's `compression_ratio_threshold`: text that zlib shrinks more than this repeats itself.
 LOOP_COMPRESSION_RATIO = 2.4
 #: A trim margin in seconds, None for the whole 30 s window, or PRECISION_DEFAULT.
-TrimMargin = Union[float, None, Literal["default"]]
+TrimMargin = float | Literal["default"] | None
 PRECISION_DEFAULT: TrimMargin = "default"
 #: The margin each precision trims with unless told otherwise: 8 s where that kept WER within 0.5 points of the
 #: whole window on clean and on noisy speech alike (tiny.en, the 70 bundled utterances, 8 draws of the study's
-#: noise, benchmarks/whisper_trim.py: fp32 -0.44 / +0.04), the whole window where it did not (int8 +0.44 /
-#: +0.84). Only encoders built to trim (ONNX Runtime) do; TensorRT plans keep the whole window.
+#: noise, benchmarks/whisper_trim.py: fp32 -0.44 / +0.04, fp16 -0.44 / +0.07), the whole window where it did
+#: not (int8 +0.44 / +0.84). Only encoders built to trim (ONNX Runtime) do; TensorRT plans keep the whole window.
 DEFAULT_TRIM_MARGIN_S: dict[Precision, float | None] = {Precision.FP32: 8.0, Precision.FP16: 8.0, Precision.INT8: None}
 
 
@@ -52,7 +52,7 @@ def trim_margin(requested: TrimMargin, sidecar: dict) -> float | None:
         return DEFAULT_TRIM_MARGIN_S.get(Precision(sidecar["precision"])) if trims else None
     if requested is not None and not trims:
         raise ValueError(f"{sidecar['engine']}: its encoder takes only whole 30 s windows (TensorRT plans, and "
-                         "ONNX Runtime engines built before encoder trimming); run without a trim margin or rebuild")
+                         "ONNX Runtime engines built before encoder trimming); leave the margin to its default, or rebuild")
     if requested is not None and requested < 0:
         raise ValueError(f"trim margin must be at least 0 s, not {requested}")
     return requested
