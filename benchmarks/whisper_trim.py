@@ -13,15 +13,14 @@ trim_cost_int8=C/N`: clean/noisy WER points of the trimmed engine over the whole
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from bench_cache import is_current
 from int8_calibration import wers
+from whisper_cpu import WORK as WHISPER_CACHE
 
 from common.processes import in_fresh_process
 
-WHISPER_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "bench-whisper"
 ENGINES = WHISPER_CACHE / "engines"
 
 

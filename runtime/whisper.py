@@ -60,8 +60,10 @@ def trim_margin(requested: TrimMargin, sidecar: dict) -> float | None:
 
 def parse_trim_margin(text: str) -> TrimMargin:
     """Command-line form: SECONDS, `off` (the whole window) or `default` (the precision's)."""
-    if text in ("off", PRECISION_DEFAULT):
-        return None if text == "off" else PRECISION_DEFAULT
+    if text == "off":
+        return None
+    if text == PRECISION_DEFAULT:
+        return PRECISION_DEFAULT
     try:
         return float(text)
     except ValueError:
