@@ -4,9 +4,10 @@ its ONNX parser reads no com.microsoft ops, so its Q/DQ form keeps the standard 
 GELU: the exporter writes erf-GELU as Div, Erf, Add, Mul, Mul, which ONNX Runtime fuses into one Gelu at
 load, unless the chain reads a DequantizeLinear (the output of a quantized Conv without bias, as wav2vec2's
 feature encoder has): at load ONNX Runtime gives each consumer of a DequantizeLinear its own copy, the
-chain's Div and Mul then read two tensors and the fusion no longer matches. wav2vec2-base int8 then ran six
-unfused chains and dequantized each conv output twice: 86.4 ms on 5 s of audio, 81.2 ms with those chains
-fused in the file (medians of 15 runs, each graph in its own process; fp32 200 ms). Done after quantization,
+chain's Div and Mul then read two tensors and the fusion no longer matches. wav2vec2-base int8 then ran four
+unfused chains and dequantized each of those conv outputs twice. On 5 s of audio, three alternating pairs of
+15 runs, each graph in its own process: fastest run 101.5-105.6 ms unfused, 89.6-94.5 ms with those chains
+fused in the file (medians 111-115 against 97-104, a burst of other work spoiled one). Done after quantization,
 so the calibration and every other node stay as they were: Whisper's chains read a bias Add or a float
 Conv, and its int8 graphs come out byte for byte the same."""
 
