@@ -9,13 +9,14 @@ RTFx = audio seconds / seconds of features + model + decoding (model load exclud
 the same log-mel: transformers' padding (audio padded to 30 s, then the STFT); CTranslate2 is fed those
 features too, so the two differ by their arithmetic only (faster-whisper would pad the log-mel instead).
 CTranslate2 models are converted from the same Hugging Face weights with its own converter.
-Our engines run as `load_recognizer` runs them by default: each precision's encoder trim margin
-(runtime/whisper.py: fp32 runs its encoder on the audio plus 8 s, int8 the whole 30 s window; the WER cost of
-each is in the README). More figures beside those default rows: the other choice of window for fp32 and
-int8 (`whole`, `trim8`), and `batch8`, eight utterances decoded at a time (`transcribe_batch`; RTFx over the
-same audio). The last line reads `ratio best/ct2_int8=X.XX wer_delta=Y.YY`: our fastest default engine (one
-utterance at a time) within 0.5 WER points of CTranslate2 int8, its RTFx over CT2 int8's, and its WER minus
-CT2 int8's (points); the line before it says the same of the other rows.
+Our engines run as `load_recognizer` runs them by default: the encoder's trim margin by its precision
+(runtime/whisper.py: fp32 and fp16 encoders, which ONNX Runtime's fp32, fp16 and int8 engines have, run on the
+audio plus 8 s; the WER cost is in the README). More figures beside those default rows: the other choice of
+window for fp32 and int8 (`whole`, or `trim8` where the default is the whole window), and `batch8`, eight
+utterances decoded at a time (`transcribe_batch`; RTFx over the same audio). The last line reads
+`ratio best/ct2_int8=X.XX wer_delta=Y.YY`: our fastest default engine (one utterance at a time) within 0.5 WER
+points of CTranslate2 int8, its RTFx over CT2 int8's, and its WER minus CT2 int8's (points); the line before it
+says the same of the other rows.
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ from bench_cache import cache_for
 from calibration.datasets import load_dataset
 from common.audio import SAMPLE_RATE
 from common.features import WhisperFrontEnd
-from common.variants import Precision
 from engines.build import CalibrationSettings, build_engines
 from engines.builder import make_builder
 from export import export_onnx, resolve_model
 from measure.wer import corpus_wer
 from runtime import load_recognizer
-from runtime.whisper import DEFAULT_TRIM_MARGIN_S
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "bench-whisper"
@@ -114,12 +113,13 @@ def main() -> None:
     audio_s = sum(map(len, audio)) / SAMPLE_RATE
     print(f"{len(audio)} utterances, {audio_s:.1f} s of audio, {args.threads} threads")
 
-    systems, opt_in = {}, {}
+    systems, opt_in, default_margins = {}, {}, {}
     for variant in ("fp32", "fp16", "int8"):
-        systems[f"ours_{variant}"] = load_recognizer(engines_dir / f"{source.name}-{variant}.json", threads=args.threads).transcribe
+        recognizer = load_recognizer(engines_dir / f"{source.name}-{variant}.json", threads=args.threads)
+        systems[f"ours_{variant}"], default_margins[variant] = recognizer.transcribe, recognizer.trim_margin_s
     for variant in ("fp32", "int8"):
         sidecar = engines_dir / f"{source.name}-{variant}.json"
-        other_window = None if DEFAULT_TRIM_MARGIN_S[Precision(variant)] else 8.0
+        other_window = None if default_margins[variant] else 8.0
         name = f"ours_{variant}_{'whole' if other_window is None else 'trim8'}"
         opt_in[name] = load_recognizer(sidecar, threads=args.threads, trim_margin_s=other_window).transcribe
         batched = load_recognizer(sidecar, threads=args.threads)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from common.audio import SAMPLE_RATE
 from common.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
+from common.variants import Variant
 
 #: CTC models read long recordings in chunks of this many seconds, overlapping by STRIDE_S on each side (the
 #: Hugging Face pipeline's scheme); memory then follows the chunk, not the recording.
@@ -24,13 +25,16 @@ class AssetsError(ValueError):
 
 @dataclass(frozen=True)
 class GraphPart:
-    """One ONNX graph of an engine. `calibrated` parts are quantized from the calibration stream in int8
-    engines; the others are built as the backend chooses (see Builder.part_variant)."""
+    """One ONNX graph of an engine. `calibrated` parts are quantized from the calibration stream in the
+    calibrated int8 forms (TensorRT's plan, the Q/DQ file) and judged by the INT8 WER budget; the others are built
+    as the backend chooses (see Builder.part_variant). `cpu_int8`: what ONNX Runtime's CPU int8 engine builds
+    the graph as."""
 
     name: str
     file: str
     calibrated: bool = True
     sliced_positions: bool = False  # Whisper's encoder: ONNX Runtime engines take fewer frames (encoder_positions.py)
+    cpu_int8: Variant = Variant.INT8
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,16 @@ def read_export(onnx_dir: Path) -> dict:
         raise AssetsError(f"{onnx_dir}: no export.json; make it with `python -m export MODEL --out {onnx_dir}`") from None
 
 
-#: Whisper's decoders take no calibration stream: their inputs are tokens and a KV cache, not audio.
+#: Whisper's decoders take no calibration stream: their inputs are tokens and a KV cache, not audio; on a CPU they
+#: take int8 weights with activations quantized per call. Its encoder stays fp32 in the CPU int8 engine: in int8
+#: it cost tiny.en +0.98 noisy WER points over fp32 on the whole window (a 1e-6 change of its input moves its int8
+#: output 24 dB: each build is one draw of rounding noise) and +1.8 trimmed, while trimmed windows left it little
+#: to speed up (fp32 encoder and int8 decoders 43-45 RTFx, int8 encoder 52; README, Whisper).
 PARTS = {
     "ctc": (GraphPart("model", "model.onnx"),),
-    "whisper": (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True), GraphPart("decoder", "decoder_model.onnx", False),
-                GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False)),
+    "whisper": (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True, cpu_int8=Variant.FP32),
+                GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC),
+                GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC)),
 }
 
 

@@ -70,13 +70,16 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
                  out_dir: Path, decision: Int8Decision | None = None) -> Path:
     """One engine: each graph built in staging, the assets and the sidecar beside them, then all published."""
     stem = f"{model.name}-{variant}"
+    part_variants = {part.name: builder.part_variant(variant, part) for part in model.parts}
+    if not any(part_variant.calibrated for part_variant in part_variants.values()):
+        stream = decision = None  # no graph of it reads them (ONNX Runtime's CPU int8 Whisper): the sidecar says none
     with staging_dir(out_dir) as scratch:
         started = time.perf_counter()
         files, details, extra = {}, {}, []
         for part in model.parts:
             name = f"{stem}{builder.suffix}" if len(model.parts) == 1 else f"{stem}.{part.name}{builder.suffix}"
-            part_variant = builder.part_variant(variant, part)
-            job = GraphJob(model.dir, model.family, part, part_variant, scratch / name, stream if part.calibrated else None,
+            part_variant = part_variants[part.name]
+            job = GraphJob(model.dir, model.family, part, part_variant, scratch / name, stream if part_variant.calibrated else None,
                            out_dir, decision.float_nodes.get(part.name) if decision else None)
             details[part.name] = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
             details[part.name]["variant"] = part_variant

@@ -50,11 +50,11 @@ class OnnxRuntimeBuilder:
         return [Variant.INT8, Variant.INT8_QDQ] if precision == Precision.INT8 else [Variant(precision.value)]
 
     def part_variant(self, variant: Variant, part: GraphPart) -> Variant:
-        # Decoders in the CPU int8 engine: int8 weights, activations quantized per call (no calibration
-        # range to clip their outliers); next to the TensorRT Q/DQ file they stay fp32.
-        if part.calibrated or not variant.calibrated:
-            return variant
-        return Variant.INT8_DYNAMIC if variant == Variant.INT8 else Variant.FP32
+        # The CPU int8 engine builds each graph as its part says (Whisper: fp32 encoder, dynamic int8 decoders);
+        # next to the TensorRT Q/DQ file the graphs that take no calibration stay fp32.
+        if variant == Variant.INT8:
+            return part.cpu_int8
+        return variant if part.calibrated or not variant.calibrated else Variant.FP32
 
     def build(self, job: GraphJob) -> dict:
         if not job.part.sliced_positions:

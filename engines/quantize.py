@@ -138,8 +138,11 @@ def quantize_dynamic_int8(source: Path, target: Path) -> dict:
     """Write `target` with int8 MatMul/Gemm weights and activations quantized at run time (ONNX Runtime).
 
     For graphs fed tokens rather than audio (Whisper's decoders): no calibration range to clip outliers,
-    and the weights, read once per generated token, shrink four times."""
+    and the weights, read once per generated token, shrink four times. One weight scale per output channel:
+    tiny.en's vocabulary projection holds 51864 rows of one scale otherwise. Behind a trimmed fp32 encoder,
+    per-tensor weights cost 0.76 noisy WER points over the same decoders on the whole window, per-channel ones
+    0.32 (24 draws of the study's noise; README, Whisper), at the same speed."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
-    return {"int8_form": "dynamic", "quantized_op_types": ["MatMul", "Gemm"], "calibration_method": None}
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, weight_type=QuantType.QInt8)
+    return {"int8_form": "dynamic", "quantized_op_types": ["MatMul", "Gemm"], "per_channel": True, "calibration_method": None}

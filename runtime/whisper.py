@@ -15,7 +15,7 @@ recording covers plus that margin, not on the whole 30 s window. Faster in propo
 trimmed window now and then loops (one sentence over and over up to max_length) where the whole window does
 not; a window whose text loops (openai-whisper's test: zlib compression ratio over 2.4) or that reaches
 max_length is decoded again on the whole window. Unless the caller names a margin (or None: the whole
-window), each precision gets DEFAULT_TRIM_MARGIN_S; its WER cost on the bundled set is in the README."""
+window), the encoder's precision decides (DEFAULT_TRIM_MARGIN_S); the WER cost on the bundled set is in the README."""
 
 from __future__ import annotations
 
@@ -37,19 +37,22 @@ LOOP_COMPRESSION_RATIO = 2.4
 #: A trim margin in seconds, None for the whole 30 s window, or PRECISION_DEFAULT.
 TrimMargin = float | Literal["default"] | None
 PRECISION_DEFAULT: TrimMargin = "default"
-#: The margin each precision trims with unless told otherwise: 8 s where that kept WER within 0.5 points of the
-#: whole window on clean and on noisy speech alike (tiny.en, the 70 bundled utterances, 8 draws of the study's
-#: noise, benchmarks/whisper_trim.py: fp32 -0.44 / +0.04, fp16 -0.44 / +0.07), the whole window where it did
-#: not (int8 +0.44 / +0.84). Only encoders built to trim (ONNX Runtime) do; TensorRT plans keep the whole window.
+#: The margin an encoder of each precision trims with unless told otherwise: 8 s where that kept WER within 0.5
+#: points of the whole window on clean and on noisy speech alike, the whole window where it did not (tiny.en, the
+#: 70 bundled utterances, the study's noise, benchmarks/whisper_trim.py; the README has each engine's figures).
+#: An int8 encoder's rounding noise made trimmed windows cost +0.84 noisy; the engines ONNX Runtime builds now
+#: keep Whisper's encoder fp32 in int8 (engines/assets.py), so their int8 engines trim. Only encoders built to
+#: trim (ONNX Runtime) do; TensorRT plans keep the whole window.
 DEFAULT_TRIM_MARGIN_S: dict[Precision, float | None] = {Precision.FP32: 8.0, Precision.FP16: 8.0, Precision.INT8: None}
 
 
 def trim_margin(requested: TrimMargin, sidecar: dict) -> float | None:
-    """The margin a recognizer of this engine runs with: the precision's default unless one is named (the
-    whole window where the encoder cannot trim), else the named one, checked."""
-    trims = bool(sidecar["build"]["encoder"].get("sliced_positions"))
+    """The margin a recognizer of this engine runs with: its encoder's precision's default unless one is named
+    (the whole window where the encoder cannot trim), else the named one, checked."""
+    encoder = sidecar["build"]["encoder"]
+    trims = bool(encoder.get("sliced_positions"))
     if requested == PRECISION_DEFAULT:
-        return DEFAULT_TRIM_MARGIN_S.get(Precision(sidecar["precision"])) if trims else None
+        return DEFAULT_TRIM_MARGIN_S.get(Variant(encoder["variant"]).precision) if trims else None
     if requested is not None and not trims:
         raise ValueError(f"{sidecar['engine']}: its encoder takes only whole 30 s windows (TensorRT plans, and "
                          "ONNX Runtime engines built before encoder trimming); leave the margin to its default, or rebuild")

@@ -71,11 +71,27 @@ def test_greedy_tokens_match_transformers_generate(tiny_whisper, tiny_whisper_en
         assert recognizer.generate(audio) == expected and len(expected) == 22
 
 
-def test_int8_whisper_calibrates_the_encoder_and_quantizes_decoders_dynamically(tiny_whisper_engines):
+def test_int8_whisper_on_a_cpu_keeps_the_encoder_fp32_and_quantizes_decoders_per_channel(tiny_whisper_engines):
+    """The CPU int8 engine: the fp32 engine's encoder, decoders with int8 weights (one scale per output
+    channel) and activations quantized per call, no calibration; the Q/DQ file for TensorRT calibrates the encoder."""
+    import onnx
+
     sidecar = json.loads((tiny_whisper_engines / "tiny-whisper-int8.json").read_text())
+    fp32 = json.loads((tiny_whisper_engines / "tiny-whisper-fp32.json").read_text())
     assert {part: build["variant"] for part, build in sidecar["build"].items()} == {
-        "encoder": "int8", "decoder": "int8-dynamic", "decoder_with_past": "int8-dynamic"}
-    assert sidecar["build"]["encoder"]["quantized_op_types"] == ["MatMul", "Conv"]
+        "encoder": "fp32", "decoder": "int8-dynamic", "decoder_with_past": "int8-dynamic"}
+    assert (sidecar["files_sha256"][sidecar["files"]["encoder"]] == fp32["files_sha256"][fp32["files"]["encoder"]])
+    assert sidecar["calibration"] is None and sidecar["int8_budget"] is None
+    decoder = onnx.load(str(tiny_whisper_engines / sidecar["files"]["decoder_with_past"]))
+    initializers = {initializer.name: initializer for initializer in decoder.graph.initializer}
+    matmuls = [node for node in decoder.graph.node if node.op_type == "MatMulInteger"]
+    weights = [initializers[node.input[1]] for node in matmuls]
+    scales = [initializers[node.input[1].removesuffix("_quantized") + "_scale"] for node in matmuls]
+    assert sidecar["build"]["decoder_with_past"]["per_channel"] is True and matmuls
+    assert all(list(scale.dims) == [weight.dims[1]] and weight.dims[1] > 1 for weight, scale in zip(weights, scales))
+    qdq = json.loads((tiny_whisper_engines / "tiny-whisper-int8-qdq.json").read_text())
+    assert qdq["build"]["encoder"]["variant"] == "int8-qdq" and qdq["calibration"]["utterances"] == 4
+    assert qdq["build"]["encoder"]["quantized_op_types"] == ["MatMul", "Gemm", "Conv"]
     assert sidecar["decoder"]["prompt"] == [50257, 50362] and sidecar["front_end"]["kind"] == "whisper"
     assert (tiny_whisper_engines / sidecar["decoder"]["tokenizer"]).is_file()
 
