@@ -4,7 +4,8 @@ A user asks for a `Precision` (`--precisions "fp32 fp16 int8"`). A backend turns
 `Variant`s, one engine file each: ONNX Runtime's int8 gives `int8` (the form fast on a CPU) and `int8-qdq`
 (the explicit-quantization file TensorRT >= 10 builds from). A graph of an engine may be built as another
 variant than the engine (Whisper's decoders, fed tokens not audio, take no calibration: `int8-dynamic` or
-`fp16` in an int8 engine; ONNX Runtime's CPU int8 Whisper keeps its encoder `fp32`). The values are the strings in file names, sidecars, result rows and the store.
+`fp16` in an int8 engine; ONNX Runtime's CPU int8 Whisper keeps its encoder `fp32`). The values are the strings
+in file names, sidecars, result rows and the store.
 """
 
 from __future__ import annotations
