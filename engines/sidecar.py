@@ -24,18 +24,27 @@ def sidecar_path_for(path: str | Path) -> Path:
     """The sidecar of an engine, given the sidecar itself or any file it names.
 
     `wav2vec2-fp32.onnx` -> `wav2vec2-fp32.json`; `whisper-tiny.en-fp16.encoder.onnx` ->
-    `whisper-tiny.en-fp16.json` (suffixes are stripped one at a time until a sidecar is found).
+    `whisper-tiny.en-fp16.json` (suffixes are stripped one at a time until a sidecar is found). A JSON file
+    is its own sidecar unless a sidecar beside it names it (`whisper-tiny.en-fp16.tokenizer.json`), so a glob
+    such as `engines/whisper-tiny.en-*.json` reaches each engine once.
     """
     path = Path(path)
-    if path.suffix == ".json":
-        return path
     candidate = path
     while candidate.suffix:
         candidate = candidate.with_suffix("")
         sidecar = candidate.with_name(candidate.name + ".json")
-        if sidecar.is_file():
+        if sidecar != path and sidecar.is_file() and (path.suffix != ".json" or path.name in _named_files(sidecar)):
             return sidecar
+    if path.suffix == ".json":
+        return path
     raise SidecarError(f"{path}: no sidecar JSON found beside it (was it built by `python -m engines`?)")
+
+
+def _named_files(sidecar: Path) -> set[str]:
+    try:
+        return set(json.loads(sidecar.read_text(encoding="utf-8")).get("files_sha256", {}))
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return set()
 
 
 def read_sidecar(path: str | Path) -> dict:

@@ -96,6 +96,17 @@ def test_int8_whisper_on_a_cpu_keeps_the_encoder_fp32_and_quantizes_decoders_per
     assert (tiny_whisper_engines / sidecar["decoder"]["tokenizer"]).is_file()
 
 
+def test_a_glob_of_json_files_reaches_each_whisper_engine_once(tiny_whisper_engines):
+    """`engines/NAME-*.json` (the Makefile's bench) also matches each engine's tokenizer JSON."""
+    from engines.sidecar import sidecar_path_for
+
+    matched = sorted(tiny_whisper_engines.glob("tiny-whisper-*.json"))
+    assert any(path.name.endswith(".tokenizer.json") for path in matched)
+    sidecars = list(dict.fromkeys(sidecar_path_for(path) for path in matched))
+    assert [path.name for path in sidecars] == ["tiny-whisper-fp32.json", "tiny-whisper-int8-qdq.json", "tiny-whisper-int8.json"]
+    assert sidecar_path_for(tiny_whisper_engines / "tiny-whisper-int8.decoder.onnx").name == "tiny-whisper-int8.json"
+
+
 def test_audio_over_30_s_is_read_long_form_seeking_to_the_last_complete_segment(tiny_whisper_engines, monkeypatch):
     """75 s, scripted windows: the next window starts where the last complete segment ended (10.00 s), a window
     whose speech ends inside it moves on a whole window, the last one is zero-padded, and an unfinished segment's
