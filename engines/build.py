@@ -61,8 +61,7 @@ def build_engines(
         if variant.calibrated and stream is None:
             stream = make_calibration_stream(calibration, model)
             decision = decide_int8(model, stream, int8_probe, int8_budget)
-        written.append(build_engine(model, variant, builder, stream if variant.calibrated else None, out_dir,
-                                    decision if variant.calibrated else None))
+        written.append(build_engine(model, variant, builder, stream, out_dir, decision))
     return written
 
 
@@ -72,7 +71,7 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
     stem = f"{model.name}-{variant}"
     part_variants = {part.name: builder.part_variant(variant, part) for part in model.parts}
     if not any(part_variant.calibrated for part_variant in part_variants.values()):
-        stream = decision = None  # no graph of it reads them (ONNX Runtime's CPU int8 Whisper): the sidecar says none
+        stream = decision = None  # no graph of it reads them (fp32, fp16, ONNX Runtime's CPU int8 Whisper): the sidecar says none
     with staging_dir(out_dir) as scratch:
         started = time.perf_counter()
         files, details, extra = {}, {}, []
