@@ -1,13 +1,15 @@
 # asr-engines: make install | make engines MODEL=wav2vec2 | make bench MODEL=wav2vec2 | make test
-# MODEL: an alias (python -m export --help lists them), a Hub id, a local folder, or random:wav2vec2-base.
+# MODEL: an alias (asr-engines export --help lists them), a Hub id, a local folder, or random:wav2vec2-base.
 
 PYTHON     ?= .venv/bin/python
+ASR        ?= .venv/bin/asr-engines
 MODEL      ?= wav2vec2
 PRECISIONS ?= fp32 fp16 int8
 BACKEND    ?= auto
 # File-name form of MODEL: random:wav2vec2-base -> wav2vec2-base-random, org/name -> name
 NAME       := $(if $(findstring random:,$(MODEL)),$(subst random:,,$(MODEL))-random,$(notdir $(MODEL)))
 ONNX_DIR   ?= onnx/$(NAME)
+ENGINES_DIR ?= engines
 BENCH_ARGS ?=
 CHECK_ONNX ?=
 
@@ -37,20 +39,20 @@ install-jetson:
 
 onnx: $(ONNX_DIR)/export.json
 $(ONNX_DIR)/export.json:
-	$(PYTHON) -m export $(MODEL) --out $(ONNX_DIR)
+	$(ASR) export $(MODEL) --out $(ONNX_DIR)
 
 engines: onnx
-	$(PYTHON) -m engines $(ONNX_DIR) --out engines --precisions "$(PRECISIONS)" --backend $(BACKEND)
+	$(ASR) build $(ONNX_DIR) --out $(ENGINES_DIR) --precisions "$(PRECISIONS)" --backend $(BACKEND)
 
 bench:
-	$(PYTHON) -m runtime.bench engines/$(NAME)-*.json --out results/$(NAME) $(BENCH_ARGS)
+	$(ASR) bench $(ENGINES_DIR)/$(NAME)-*.json --out results/$(NAME) $(BENCH_ARGS)
 
 test:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q
 
 check-device:
-	$(PYTHON) -m check_device $(CHECK_ONNX)
+	$(ASR) check-device $(CHECK_ONNX)
 
 # Everything the targets above write (the .gitignore lists the same).
 clean:

@@ -1,6 +1,6 @@
 """CTC engines against PyTorch on this CPU: wav2vec2-base architecture, the bundled 70 utterances.
 
-    .venv/bin/python benchmarks/ctc_cpu.py [--threads 2] [--limit N] [--passes 3]
+    .venv/bin/python -m benchmarks.ctc_cpu [--threads 2] [--limit N] [--passes 3]
 
 Random weights from wav2vec2-base's config (the compute does not depend on the weights; no Hub needed),
 exported and built by the pipeline itself. RTFx = audio seconds / seconds spent in features + model +
@@ -18,16 +18,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_cache import cache_for
 
-from calibration.datasets import load_dataset
-from common.audio import SAMPLE_RATE
-from common.features import CTCFrontEnd
-from engines.build import CalibrationSettings, build_engines
-from engines.builder import make_builder
-from export import export_onnx, resolve_model
-from runtime import load_recognizer
-from runtime.ctc import CTCDecoder
+from asr_engines import load_recognizer
+from asr_engines.audio import SAMPLE_RATE
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.engines.backends import make_builder
+from asr_engines.engines.build import CalibrationSettings, build_engines
+from asr_engines.export import export_onnx, resolve_model
+from asr_engines.features import CTCFrontEnd
+from asr_engines.runtime.ctc import CTCDecoder
+from asr_engines.variants import PRECISIONS, Precision
+from benchmarks.engine_cache import cache_for
 
 WORK = Path(__file__).resolve().parent.parent / ".cache" / "bench-ctc"
 
@@ -74,9 +75,9 @@ def main() -> None:
     print(f"{len(audio)} utterances, {sum(map(len, audio)) / SAMPLE_RATE:.1f} s of audio, {args.threads} threads")
 
     recognizers = {variant: load_recognizer(engines_dir / f"{source.name}-{variant}.json", threads=args.threads)
-                   for variant in ("fp32", "fp16", "int8")}
+                   for variant in PRECISIONS}
     systems = {variant: recognizer.transcribe for variant, recognizer in recognizers.items()}
-    systems["pytorch_fp32"] = pytorch_transcriber(source.location, recognizers["fp32"]._decode, args.threads)
+    systems["pytorch_fp32"] = pytorch_transcriber(source.location, recognizers[Precision.FP32]._decode, args.threads)
     passes: dict[str, list[float]] = {system: [] for system in systems}
     for _ in range(args.passes):
         for system, transcribe in systems.items():
@@ -87,7 +88,8 @@ def main() -> None:
     print(f"{'system':<14}{'RTFx':>8}{'vs pytorch':>12}")
     for system, value in results.items():
         print(f"{system:<14}{value:>8.1f}{value / results['pytorch_fp32']:>11.2f}x")
-    print(f"ratio int8/pytorch_fp32={results['int8'] / results['pytorch_fp32']:.2f} int8/fp32={results['int8'] / results['fp32']:.2f}")
+    int8, fp32 = results[Precision.INT8], results[Precision.FP32]
+    print(f"ratio int8/pytorch_fp32={int8 / results['pytorch_fp32']:.2f} int8/fp32={int8 / fp32:.2f}")
 
 
 if __name__ == "__main__":

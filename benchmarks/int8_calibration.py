@@ -1,6 +1,6 @@
 """What the calibration stream's noisy share and the WER budget buy Whisper tiny.en's int8 engine.
 
-    .venv/bin/python benchmarks/int8_calibration.py [--model ../shared/models/whisper-tiny.en-hf] [--threads 2] [--draws 3]
+    .venv/bin/python -m benchmarks.int8_calibration [--model ../shared/models/whisper-tiny.en-hf] [--threads 2] [--draws 3]
 
 int8 engines calibrated on 32 utterances of which 0 %, 50 % and 100 % carry the study's noise, measured in the
 form TensorRT builds from (ONNX Runtime's Q/DQ file: symmetric, per-channel weights; its decoders fp32, so the
@@ -19,28 +19,28 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_cache import cache_for
 
-from calibration.datasets import load_dataset
-from calibration.noise import NoiseMixer, noisy_draw, parse_noise
-from common.processes import in_fresh_process
-from common.variants import Variant
-from engines.build import CalibrationSettings, build_engines
-from engines.builder import make_builder
-from engines.int8_budget import Int8Budget
-from export import export_onnx, resolve_model
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.calibration.noise import NoiseMixer, noisy_draw, parse_noise
+from asr_engines.engines.backends import make_builder
+from asr_engines.engines.build import CalibrationSettings, build_engines
+from asr_engines.engines.int8.budget import Int8Budget
+from asr_engines.export import export_onnx, resolve_model
+from asr_engines.processes import in_fresh_process
+from asr_engines.variants import Precision, Variant
+from benchmarks.engine_cache import cache_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "bench-int8-calibration"
 
 
-def wers(sidecar: str, threads: int, draws: int, trim_margin_s: float | None = None) -> tuple[float, list[float]]:
+def wers(manifest: str, threads: int, draws: int, trim_margin_s: float | None = None) -> tuple[float, list[float]]:
     """Clean WER and the noisy WER of each draw over the 70 bundled utterances (`trim_margin_s`: see
     runtime/whisper.py; None, as here by default, the whole window for every engine compared)."""
-    from measure.wer import corpus_wer
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
+    from asr_engines.measure.wer import corpus_wer
 
-    recognizer = load_recognizer(sidecar, threads=threads, trim_margin_s=trim_margin_s)
+    recognizer = load_recognizer(manifest, threads=threads, trim_margin_s=trim_margin_s)
     utterances = load_dataset()
     audio = [utterance.load() for utterance in utterances]
     references = [utterance.text for utterance in utterances]
@@ -51,19 +51,19 @@ def wers(sidecar: str, threads: int, draws: int, trim_margin_s: float | None = N
     return clean, noisy
 
 
-def build(onnx_dir: Path, name: str, precision: str, noisy_fraction: float, budget: bool, threads: int) -> Path:
+def build(onnx_dir: Path, name: str, precision: Precision, noisy_fraction: float, budget: bool, threads: int) -> Path:
     out = WORK / name
     if not (out / "done").is_file():
         probe = None
         if budget:
-            from measure.int8_probe import held_out_probe
+            from asr_engines.measure.int8_probe import held_out_probe
 
             def probe(model, stream):
                 return held_out_probe(model, stream, 40, threads)
-        sidecars = build_engines(onnx_dir, out, make_builder("onnxruntime"), [precision],
+        manifests = build_engines(onnx_dir, out, make_builder("onnxruntime"), [precision],
                                  CalibrationSettings(noisy_fraction=noisy_fraction), progress=False, int8_probe=probe,
                                  int8_budget=Int8Budget(0.5) if budget else None)
-        (out / "done").write_text(str(sidecars[-1]))  # int8: the Q/DQ form, after the CPU one
+        (out / "done").write_text(str(manifests[-1]))  # int8: the Q/DQ form, after the CPU one
     return Path((out / "done").read_text())
 
 
@@ -76,19 +76,20 @@ def main() -> None:
     onnx_dir = cache_for(WORK) / "onnx"
     if not (onnx_dir / "export.json").is_file():
         export_onnx(resolve_model(str(args.model)), onnx_dir, check=False)
-    engines = {"fp32": build(onnx_dir, "fp32", "fp32", 0.5, False, args.threads)}
+    reference = str(Precision.FP32)
+    engines = {reference: build(onnx_dir, reference, Precision.FP32, 0.5, False, args.threads)}
     for fraction in (0.0, 0.5, 1.0):
-        engines[f"int8, {fraction:.0%} noisy calibration"] = build(onnx_dir, f"int8-noisy{fraction:.0%}", "int8", fraction,
+        engines[f"int8, {fraction:.0%} noisy calibration"] = build(onnx_dir, f"int8-noisy{fraction:.0%}", Precision.INT8, fraction,
                                                                   False, args.threads)
-    engines["int8, 50% noisy, WER budget 0.5"] = build(onnx_dir, "int8-budget", "int8", 0.5, True, args.threads)
-    results = {name: in_fresh_process(wers, str(sidecar), args.threads, args.draws) for name, sidecar in engines.items()}
-    base_clean, base_noisy = results["fp32"][0], float(np.mean(results["fp32"][1]))
+    engines["int8, 50% noisy, WER budget 0.5"] = build(onnx_dir, "int8-budget", Precision.INT8, 0.5, True, args.threads)
+    results = {name: in_fresh_process(wers, str(manifest), args.threads, args.draws) for name, manifest in engines.items()}
+    base_clean, base_noisy = results[reference][0], float(np.mean(results[reference][1]))
     print(f"\n{'engine':<36}{'WER clean %':>12}{'WER noisy %':>18}{'cost clean':>12}{'cost noisy':>12}{'float nodes':>13}")
     for name, (clean, noisy) in results.items():
-        sidecar = json.loads(engines[name].read_text())
-        floats = sum(len(build.get("float_nodes") or {}) for build in sidecar["build"].values() if Variant(build["variant"]).calibrated)
+        manifest = json.loads(engines[name].read_text())
+        floats = sum(len(build.get("float_nodes") or {}) for build in manifest["build"].values() if Variant(build["variant"]).calibrated)
         print(f"{name:<36}{clean:>12.2f}{np.mean(noisy):>11.2f} ± {np.std(noisy, ddof=1):.2f}{clean - base_clean:>+12.2f}"
-              f"{np.mean(noisy) - base_noisy:>+12.2f}{floats if name != 'fp32' else '-':>13}")
+              f"{np.mean(noisy) - base_noisy:>+12.2f}{floats if name != reference else '-':>13}")
     clean, noisy = results["int8, 50% noisy, WER budget 0.5"]
     print(f"int8_cost_clean={clean - base_clean:.2f} int8_cost_noisy={np.mean(noisy) - base_noisy:.2f}")
 

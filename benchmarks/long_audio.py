@@ -1,6 +1,6 @@
 """Long recordings: WER, speed and peak memory against the recording's length.
 
-    .venv/bin/python benchmarks/long_audio.py [--model ../shared/models/whisper-tiny.en-hf] [--threads 2]
+    .venv/bin/python -m benchmarks.long_audio [--model ../shared/models/whisper-tiny.en-hf] [--threads 2]
 
 The bundled utterances joined end to end: 30 s (cut), ~5 minutes (all 70, 328 s) and ~10 minutes (all 70
 twice). Whisper tiny.en fp32 and int8 read them long-form; the random-weight wav2vec2-base int8 (its real
@@ -22,14 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from bench_cache import cache_for
 
-from calibration.datasets import load_dataset
-from common.audio import SAMPLE_RATE
-from common.processes import in_fresh_process
-from engines.build import CalibrationSettings, build_engines
-from engines.builder import make_builder
-from export import export_onnx, resolve_model
+from asr_engines.audio import SAMPLE_RATE
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.engines.backends import make_builder
+from asr_engines.engines.build import CalibrationSettings, build_engines
+from asr_engines.export import export_onnx, resolve_model
+from asr_engines.processes import in_fresh_process
+from asr_engines.variants import Precision
+from benchmarks.engine_cache import cache_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "bench-long"
@@ -39,56 +40,56 @@ def engines_for(model: str, name: str, precisions: list[str]) -> dict[str, Path]
     onnx_dir, engines_dir = WORK / name / "onnx", WORK / name / "engines"
     if not (onnx_dir / "export.json").is_file():
         export_onnx(resolve_model(model), onnx_dir, check=False)
-    sidecars = {path.stem.rsplit("-", 1)[-1]: path for path in engines_dir.glob("*.json")}
-    if not all(precision in sidecars for precision in precisions):
-        for sidecar in build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), precisions, CalibrationSettings(count=32)):
-            sidecars[sidecar.stem.rsplit("-", 1)[-1]] = sidecar
-    return {precision: sidecars[precision] for precision in precisions}
+    manifests = {path.stem.rsplit("-", 1)[-1]: path for path in engines_dir.glob("*.json")}
+    if not all(precision in manifests for precision in precisions):
+        for manifest in build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), precisions, CalibrationSettings(count=32)):
+            manifests[manifest.stem.rsplit("-", 1)[-1]] = manifest
+    return {precision: manifests[precision] for precision in precisions}
 
 
-def transcribe_file(sidecar: str, audio_path: str, threads: int) -> dict:
+def transcribe_file(manifest: str, audio_path: str, threads: int) -> dict:
     """In a fresh process: load, transcribe one file, and report the time and this process's peak RSS."""
-    from common.audio import load_audio
-    from measure.memory import max_rss_mb
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
+    from asr_engines.audio import load_audio
+    from asr_engines.measure.memory import max_rss_mb
 
     audio = load_audio(audio_path)
-    recognizer = load_recognizer(sidecar, threads=threads)
+    recognizer = load_recognizer(manifest, threads=threads)
     started = time.perf_counter()
     text = recognizer.transcribe(audio)
     seconds = time.perf_counter() - started
     return {"text": text, "rtfx": len(audio) / SAMPLE_RATE / seconds, "peak_rss_mb": max_rss_mb()}
 
 
-def per_utterance_wer(sidecar: str, threads: int) -> float:
-    from measure.wer import corpus_wer
-    from runtime import load_recognizer
+def per_utterance_wer(manifest: str, threads: int) -> float:
+    from asr_engines import load_recognizer
+    from asr_engines.measure.wer import corpus_wer
 
-    recognizer = load_recognizer(sidecar, threads=threads, trim_margin_s=None)  # whole windows, as long-form reads
+    recognizer = load_recognizer(manifest, threads=threads, trim_margin_s=None)  # whole windows, as long-form reads
     utterances = load_dataset()
     return corpus_wer([u.text for u in utterances], [recognizer.transcribe(u.load()) for u in utterances]).wer
 
 
-def chunk_agreement(sidecar: str, audio: np.ndarray, threads: int) -> float:
+def chunk_agreement(manifest: str, audio: np.ndarray, threads: int) -> float:
     """Share of frames whose best token is the same read in 20 s chunks and read whole."""
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
 
-    recognizer = load_recognizer(sidecar, threads=threads)
+    recognizer = load_recognizer(manifest, threads=threads)
     chunked = recognizer.logits(audio)
     whole = recognizer.engine.run(recognizer._front_end(audio))[recognizer._logits_name][0]
     return float(np.mean(chunked.argmax(-1) == whole.argmax(-1)))
 
 
 def main() -> None:
-    from measure.wer import corpus_wer
+    from asr_engines.measure.wer import corpus_wer
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT.parent / "shared" / "models" / "whisper-tiny.en-hf")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     cache_for(WORK)
-    whisper = engines_for(str(args.model), "whisper-tiny.en", ["fp32", "int8"])
-    ctc = engines_for("random:wav2vec2-base", "wav2vec2-base-random", ["int8"])
+    whisper = engines_for(str(args.model), "whisper-tiny.en", [Precision.FP32, Precision.INT8])
+    ctc = engines_for("random:wav2vec2-base", "wav2vec2-base-random", [Precision.INT8])
     utterances = load_dataset()
     speech = [utterance.load() for utterance in utterances]
     texts = [utterance.text for utterance in utterances]
@@ -100,14 +101,14 @@ def main() -> None:
         for label, (audio, _) in files.items():
             paths[label] = str(Path(folder) / f"{label.replace(' ', '')}.flac")
             soundfile.write(paths[label], audio, SAMPLE_RATE)
-        systems = {"whisper tiny.en fp32": whisper["fp32"], "whisper tiny.en int8": whisper["int8"],
-                   "wav2vec2-base int8 (random)": ctc["int8"]}
+        systems = {"whisper tiny.en fp32": whisper[Precision.FP32], "whisper tiny.en int8": whisper[Precision.INT8],
+                   "wav2vec2-base int8 (random)": ctc[Precision.INT8]}
         results = {}
-        for system, sidecar in systems.items():
+        for system, manifest in systems.items():
             for label, (_, reference) in files.items():
                 if reference is None and not system.startswith("wav2vec2"):
                     continue
-                result = in_fresh_process(transcribe_file, str(sidecar), paths[label], args.threads)
+                result = in_fresh_process(transcribe_file, str(manifest), paths[label], args.threads)
                 if reference is not None and system.startswith("whisper"):
                     result["wer"] = corpus_wer([reference], [result["text"]]).wer
                 results[system, label] = result
@@ -115,7 +116,7 @@ def main() -> None:
                       + (f", WER {result['wer']:.2f} %" if "wer" in result else ""), flush=True)
     short = {system: in_fresh_process(per_utterance_wer, str(systems[system]), args.threads)
              for system in ("whisper tiny.en fp32", "whisper tiny.en int8")}
-    agreement = in_fresh_process(chunk_agreement, str(ctc["int8"]), np.concatenate(speech)[: 60 * SAMPLE_RATE], args.threads)
+    agreement = in_fresh_process(chunk_agreement, str(ctc[Precision.INT8]), np.concatenate(speech)[: 60 * SAMPLE_RATE], args.threads)
 
     print(f"\n{'system':<30}{'file':>10}{'RTFx':>8}{'peak RSS MB':>13}{'WER %':>8}{'per-utterance WER %':>21}")
     for (system, label), result in results.items():

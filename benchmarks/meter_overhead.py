@@ -1,35 +1,32 @@
 """The INA3221 sampler at 100 Hz on a fake Orin Nano sysfs tree (real files, real reads): the rate it keeps and
 its CPU cost, idle and while the same process decodes Whisper tiny.en, as in a bench worker.
 
-    .venv/bin/python benchmarks/meter_overhead.py [--seconds 10] [--hz 100] [--model ../shared/models/whisper-tiny.en-hf]
+    .venv/bin/python -m benchmarks.meter_overhead [--seconds 10] [--hz 100] [--model ../shared/models/whisper-tiny.en-hf]
 
 The cost is the sampler thread's own CPU time (time.thread_time in the thread) over the wall time, as a share
 of one core; the rate is samples over wall time, with the ticks it skipped. The last line reads
 `rate_hz=X cost_core_pct=Y` for the decoding phase (goal: X >= 95 at 100 Hz asked, Y < 1). On a Jetson each
 sysfs read is also an I2C transaction in the kernel (about 0.3 ms), which a fake tree cannot show:
-`python -m measure.check_meter --meter ina3221` there.
+`asr-engines check-meter --meter ina3221` there.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from asr_engines import load_recognizer
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.engines.backends import make_builder
+from asr_engines.engines.build import build_engines
+from asr_engines.export import export_onnx, resolve_model
+from asr_engines.measure.meters.ina3221 import Ina3221Meter
+from asr_engines.variants import Precision
+from stand_ins.sysfs import FakeBoard
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from calibration.datasets import load_dataset  # noqa: E402
-from engines.build import build_engines  # noqa: E402
-from engines.builder import make_builder  # noqa: E402
-from export import export_onnx, resolve_model  # noqa: E402
-from measure.meters.ina3221 import Ina3221Meter  # noqa: E402
-from runtime import load_recognizer  # noqa: E402
-
-from sysfs_fakes import FakeBoard  # noqa: E402
-
 WORK = ROOT / ".cache" / "bench-meter-overhead"
 
 
@@ -55,8 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     if not (WORK / "onnx" / "export.json").is_file():
         export_onnx(resolve_model(str(args.model)), WORK / "onnx", check=False)
-    (sidecar,) = build_engines(WORK / "onnx", WORK / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
-    recognizer = load_recognizer(sidecar, threads=2)
+    (manifest,) = build_engines(WORK / "onnx", WORK / "engines", make_builder("onnxruntime"), [Precision.FP32], progress=False)
+    recognizer = load_recognizer(manifest, threads=2)
     audio = [utterance.load() for utterance in load_dataset()[:10]]
     position = [0]
 

@@ -1,7 +1,7 @@
 """Whisper tiny.en on this CPU: our engines against transformers and CTranslate2 (the study's engine).
 
     .venv/bin/pip install ctranslate2   # the peer; not a dependency of the project
-    .venv/bin/python benchmarks/whisper_cpu.py [--model ../shared/models/whisper-tiny.en-hf] [--threads 2] [--limit N] [--passes 3]
+    .venv/bin/python -m benchmarks.whisper_cpu [--model ../shared/models/whisper-tiny.en-hf] [--threads 2] [--limit N] [--passes 3]
 
 The 70 bundled utterances, one at a time, greedy, every system on the same thread count, each reading the set
 `--passes` times (the systems take turns pass by pass) and keeping its fastest pass, as ctc_cpu.py does.
@@ -26,16 +26,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_cache import cache_for
 
-from calibration.datasets import load_dataset
-from common.audio import SAMPLE_RATE
-from common.features import WhisperFrontEnd
-from engines.build import CalibrationSettings, build_engines
-from engines.builder import make_builder
-from export import export_onnx, resolve_model
-from measure.wer import corpus_wer
-from runtime import load_recognizer
+from asr_engines import load_recognizer
+from asr_engines.audio import SAMPLE_RATE
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.engines.backends import make_builder
+from asr_engines.engines.build import CalibrationSettings, build_engines
+from asr_engines.export import export_onnx, resolve_model
+from asr_engines.features import WhisperFrontEnd
+from asr_engines.measure.wer import corpus_wer
+from asr_engines.variants import PRECISIONS, Precision
+from benchmarks.engine_cache import cache_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "bench-whisper"
@@ -105,24 +106,24 @@ def main() -> None:
     onnx_dir, engines_dir = WORK / "onnx", WORK / "engines"
     if not (onnx_dir / "export.json").is_file():
         export_onnx(source, onnx_dir, check=False)
-    int8_sidecar = engines_dir / f"{source.name}-int8.json"
-    if not int8_sidecar.is_file():
-        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), ["fp32", "fp16", "int8"], CalibrationSettings(count=32))
+    int8_manifest = engines_dir / f"{source.name}-int8.json"
+    if not int8_manifest.is_file():
+        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS), CalibrationSettings(count=32))
     utterances = load_dataset()[: args.limit]
     audio, references = [u.load() for u in utterances], [u.text for u in utterances]
     audio_s = sum(map(len, audio)) / SAMPLE_RATE
     print(f"{len(audio)} utterances, {audio_s:.1f} s of audio, {args.threads} threads")
 
     systems, opt_in, default_margins = {}, {}, {}
-    for variant in ("fp32", "fp16", "int8"):
+    for variant in PRECISIONS:
         recognizer = load_recognizer(engines_dir / f"{source.name}-{variant}.json", threads=args.threads)
         systems[f"ours_{variant}"], default_margins[variant] = recognizer.transcribe, recognizer.trim_margin_s
-    for variant in ("fp32", "int8"):
-        sidecar = engines_dir / f"{source.name}-{variant}.json"
+    for variant in (Precision.FP32, Precision.INT8):
+        manifest = engines_dir / f"{source.name}-{variant}.json"
         other_window = None if default_margins[variant] else 8.0
         name = f"ours_{variant}_{'whole' if other_window is None else 'trim8'}"
-        opt_in[name] = load_recognizer(sidecar, threads=args.threads, trim_margin_s=other_window).transcribe
-        batched = load_recognizer(sidecar, threads=args.threads)
+        opt_in[name] = load_recognizer(manifest, threads=args.threads, trim_margin_s=other_window).transcribe
+        batched = load_recognizer(manifest, threads=args.threads)
         opt_in[f"ours_{variant}_batch8"] = lambda audio, batched=batched: timed_batches(batched.transcribe_batch, audio, 8)
     prompt = load_recognizer(engines_dir / f"{source.name}-fp32.json")._prompt
     systems["transformers_fp32"] = transformers_system(args.model, args.threads)

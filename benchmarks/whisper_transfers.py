@@ -1,9 +1,9 @@
 """Bytes Whisper moves between host and device per token through the TensorRT runtime, counted on stand-ins.
 
-    .venv/bin/python benchmarks/whisper_transfers.py [--model ../shared/models/whisper-tiny.en-hf] [--limit 10]
+    .venv/bin/python -m benchmarks.whisper_transfers [--model ../shared/models/whisper-tiny.en-hf] [--limit 10]
 
 whisper tiny.en's three exported graphs run through our TensorRTEngine over stand-in plans (ONNX Runtime
-executes each graph on bytes held in a stand-in GPU; tests/tensorrt_stand_ins.py) and every host<->device copy
+executes each graph on bytes held in a stand-in GPU; stand_ins/tensorrt.py) and every host<->device copy
 is counted, for the bundled utterances one at a time (batch 1). Two ways of driving the same engines:
 `device` is the recognizer as it is (run_device: encoder output, cross- and self-attention K/V stay on the
 device, only token ids in and logits out); `host round trips` feeds every graph host arrays and copies every
@@ -16,21 +16,18 @@ Y <= 256 KiB).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.engines.backends import make_builder
+from asr_engines.engines.build import build_engines
+from asr_engines.export import export_onnx, resolve_model
+from asr_engines.manifest import load_manifest
+from asr_engines.runtime.engine import DeviceTensor
+from asr_engines.variants import Precision
+from stand_ins.tensorrt import bytes_per_token, stand_in_whisper
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from calibration.datasets import load_dataset  # noqa: E402
-from engines.build import build_engines  # noqa: E402
-from engines.builder import make_builder  # noqa: E402
-from engines.sidecar import read_sidecar  # noqa: E402
-from export import export_onnx, resolve_model  # noqa: E402
-from runtime.engine import DeviceTensor  # noqa: E402
-
-from tensorrt_stand_ins import bytes_per_token, stand_in_whisper  # noqa: E402
-
 WORK = ROOT / ".cache" / "bench-whisper-transfers"
 
 
@@ -49,8 +46,8 @@ class HostRoundTrips:
         return getattr(self.engine, name)
 
 
-def measure(onnx_dir: Path, sidecar: dict, audio: list, round_trips: bool) -> dict:
-    recognizer, _, log = stand_in_whisper(onnx_dir, sidecar)
+def measure(onnx_dir: Path, manifest: dict, audio: list, round_trips: bool) -> dict:
+    recognizer, _, log = stand_in_whisper(onnx_dir, manifest)
     if round_trips:
         for part in ("encoder", "decoder", "decoder_with_past"):
             setattr(recognizer, part, HostRoundTrips(getattr(recognizer, part)))
@@ -70,11 +67,11 @@ def main() -> None:
     onnx_dir = WORK / "onnx"
     if not (onnx_dir / "export.json").is_file():
         export_onnx(resolve_model(str(args.model)), onnx_dir, check=False)
-    (sidecar_path,) = build_engines(onnx_dir, WORK / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
-    sidecar = read_sidecar(sidecar_path)
+    (sidecar_path,) = build_engines(onnx_dir, WORK / "engines", make_builder("onnxruntime"), [Precision.FP32], progress=False)
+    manifest = load_manifest(sidecar_path)
     audio = [utterance.load() for utterance in load_dataset()[: args.limit]]
-    print(f"{sidecar['model']}, {len(audio)} utterances, batch 1, stand-in plans")
-    results = {"host round trips": measure(onnx_dir, sidecar, audio, True), "device": measure(onnx_dir, sidecar, audio, False)}
+    print(f"{manifest['model']}, {len(audio)} utterances, batch 1, stand-in plans")
+    results = {"host round trips": measure(onnx_dir, manifest, audio, True), "device": measure(onnx_dir, manifest, audio, False)}
     print(f"\n{'way':<18}{'h2d B/token':>14}{'d2h B/token':>14}{'features B/window':>19}{'encoder out B/window':>22}{'steps':>7}")
     for way, result in results.items():
         print(f"{way:<18}{result['h2d']:>14,.0f}{result['d2h']:>14,.0f}{result['features']:>19,.0f}"

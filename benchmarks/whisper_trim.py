@@ -1,6 +1,6 @@
 """What trimming Whisper's encoder input costs in WER: tiny.en fp32, fp16 and int8, whole window against audio + 8 s.
 
-    .venv/bin/python benchmarks/whisper_trim.py [--draws 24] [--margin 8] [--threads 2] [--variants fp32,fp16,int8]
+    .venv/bin/python -m benchmarks.whisper_trim [--draws 24] [--margin 8] [--threads 2] [--variants fp32,fp16,int8]
 
 The engines `benchmarks/whisper_cpu.py` builds (run it first), the 70 bundled utterances clean and with
 `--draws` seeded draws of the study's noise, each engine in a fresh process. Noisy WER of tiny.en moves by a
@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from bench_cache import is_current
-from int8_calibration import wers
-from whisper_cpu import WORK as WHISPER_CACHE
 
-from common.processes import in_fresh_process
+from asr_engines.processes import in_fresh_process
+from benchmarks.engine_cache import is_current
+from benchmarks.int8_calibration import wers
+from benchmarks.whisper_cpu import WORK as WHISPER_CACHE
 
 ENGINES = WHISPER_CACHE / "engines"
 
@@ -36,10 +36,10 @@ def main() -> None:
     costs = {}
     print(f"{'engine':<8}{'margin':>14}{'WER clean %':>13}{'WER noisy %':>18}  per draw")
     for variant in args.variants.split(","):
-        sidecar = next(ENGINES.glob(f"*-{variant}.json"), None)
-        if sidecar is None or not is_current(WHISPER_CACHE):
+        manifest = next(ENGINES.glob(f"*-{variant}.json"), None)
+        if manifest is None or not is_current(WHISPER_CACHE):
             raise SystemExit(f"no {variant} engine of the current code in {ENGINES}: run benchmarks/whisper_cpu.py first")
-        results = {margin: in_fresh_process(wers, str(sidecar), args.threads, args.draws, margin) for margin in (None, args.margin)}
+        results = {margin: in_fresh_process(wers, str(manifest), args.threads, args.draws, margin) for margin in (None, args.margin)}
         for margin, (clean, noisy) in results.items():
             label = "whole window" if margin is None else f"{margin:g} s"
             print(f"{variant:<8}{label:>14}{clean:>13.2f}{np.mean(noisy):>11.2f} ± {np.std(noisy, ddof=1):.2f}  "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.audio import SAMPLE_RATE, load_audio
+from asr_engines.audio import SAMPLE_RATE, load_audio
 
 #: The study's 70 LibriSpeech dev-clean utterances (speaker 3752, chapter 4944, CC BY 4.0), bundled.
 DEFAULT_DATASET = Path(__file__).resolve().parent.parent / "data" / "librispeech-3752-4944"

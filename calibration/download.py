@@ -1,6 +1,6 @@
 """LibriSpeech splits from OpenSLR (resource 12), checksum-verified, for users with internet.
 
-    python -m calibration download test-clean --to data/
+    asr-engines calibrate download test-clean --to data/
 
 The archive is streamed to a temporary file, its sha256 checked against the published value, then
 unpacked (member paths checked, nothing outside the target) and only then moved into place.

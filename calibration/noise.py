@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.audio import load_audio
+from asr_engines.audio import load_audio
 
 STUDY_PEAK = 0.1
 BABBLE_TALKERS = 4
@@ -60,7 +60,7 @@ def parse_noise(text: str) -> NoiseSpec:
 
 def noisy_draw(seed: int, draw: int, index: int) -> np.random.Generator:
     """The random stream for noise draw `draw` of utterance `index`: the bench's draws and the files
-    `python -m calibration noisy --seed` writes are the same noise."""
+    `asr-engines calibrate noisy --seed` writes are the same noise."""
     return np.random.default_rng([seed, draw, index])
 
 

@@ -2,7 +2,7 @@
 
 One stream feeds every INT8 step (ONNX Runtime's static quantizer, TensorRT's entropy calibrator,
 the Q/DQ file for TensorRT >= 10), so all backends see the same data, and its sha256 goes into each
-engine's sidecar.
+engine's manifest.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from calibration.datasets import Utterance
-from calibration.noise import NoiseMixer, parse_noise
-from common.audio import SAMPLE_RATE
-from common.features import FrontEnd
+from asr_engines.audio import SAMPLE_RATE
+from asr_engines.calibration.datasets import Utterance
+from asr_engines.calibration.noise import NoiseMixer, parse_noise
+from asr_engines.features import FrontEnd
 
 
 @dataclass

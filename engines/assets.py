@@ -1,7 +1,7 @@
-"""What the runtime needs besides the graph, read once from the export folder into the sidecar.
+"""What the runtime needs besides the graph, read once from the export folder into the engine's manifest.
 
 The runtime then needs neither transformers nor the processor files: the CTC vocabulary and the
-front end's settings travel inside the sidecar.
+front end's settings travel inside the manifest.
 """
 
 from __future__ import annotations
@@ -10,31 +10,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.audio import SAMPLE_RATE
-from common.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
-from common.variants import Variant
-
-#: CTC models read long recordings in chunks of this many seconds, overlapping by STRIDE_S on each side (the
-#: Hugging Face pipeline's scheme); memory then follows the chunk, not the recording.
-CTC_CHUNK_S, CTC_STRIDE_S = 20.0, 4.0
+from asr_engines.audio import SAMPLE_RATE
+from asr_engines.families import FAMILIES, GraphPart
+from asr_engines.features import FrontEnd
 
 
 class AssetsError(ValueError):
     """The export folder lacks a file the engines need."""
-
-
-@dataclass(frozen=True)
-class GraphPart:
-    """One ONNX graph of an engine. `calibrated` parts are quantized from the calibration stream in the
-    calibrated int8 forms (TensorRT's plan, the Q/DQ file) and judged by the INT8 WER budget; the others are built
-    as the backend chooses (see Builder.part_variant). `cpu_int8`: what ONNX Runtime's CPU int8 engine builds
-    the graph as."""
-
-    name: str
-    file: str
-    calibrated: bool = True
-    sliced_positions: bool = False  # Whisper's encoder: ONNX Runtime engines take fewer frames (encoder_positions.py)
-    cpu_int8: Variant = Variant.INT8
 
 
 @dataclass(frozen=True)
@@ -52,15 +34,14 @@ class ExportedModel:
 
 
 def read_exported_model(onnx_dir: Path) -> ExportedModel:
-    """The model exported in `onnx_dir` by `python -m export` (AssetsError if a file is missing)."""
+    """The model exported in `onnx_dir` by `asr-engines export` (AssetsError if a file is missing)."""
     export = read_export(onnx_dir)
     family = export["family"]
     parts = graph_parts(export)
     for part in parts:
         check_graph(onnx_dir / part.file)
-    chunking = {"chunk_s": CTC_CHUNK_S, "stride_s": CTC_STRIDE_S} if family == "ctc" else None
     return ExportedModel(onnx_dir, export["model"], export["source"], family, parts,
-                         front_end(onnx_dir, family), decoder(onnx_dir, family), chunking)
+                         front_end(onnx_dir, family), decoder(onnx_dir, family), FAMILIES[family].chunking)
 
 
 def check_graph(path: Path) -> None:
@@ -77,31 +58,18 @@ def check_graph(path: Path) -> None:
 
 
 def read_export(onnx_dir: Path) -> dict:
-    """The export report (`export.json`) that `python -m export` wrote."""
+    """The export report (`export.json`) that `asr-engines export` wrote."""
     try:
         return json.loads((onnx_dir / "export.json").read_text())
     except FileNotFoundError:
-        raise AssetsError(f"{onnx_dir}: no export.json; make it with `python -m export MODEL --out {onnx_dir}`") from None
-
-
-#: Whisper's decoders take no calibration stream: their inputs are tokens and a KV cache, not audio; on a CPU they
-#: take int8 weights with activations quantized per call. Its encoder stays fp32 in the CPU int8 engine: in int8
-#: it cost tiny.en +0.98 noisy WER points over fp32 on the whole window (a 1e-6 change of its input moves its int8
-#: output 24 dB: each build is one draw of rounding noise) and +1.8 trimmed, while trimmed windows left it little
-#: to speed up (fp32 encoder and int8 decoders 43-45 RTFx, int8 encoder 52; README, Whisper).
-PARTS = {
-    "ctc": (GraphPart("model", "model.onnx"),),
-    "whisper": (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True, cpu_int8=Variant.FP32),
-                GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC),
-                GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC)),
-}
+        raise AssetsError(f"{onnx_dir}: no export.json; make it with `asr-engines export MODEL --out {onnx_dir}`") from None
 
 
 def graph_parts(export: dict) -> tuple[GraphPart, ...]:
     """The ONNX graphs an engine is made of."""
-    if export["family"] not in PARTS:
+    if export["family"] not in FAMILIES:
         raise AssetsError(f"model family {export['family']!r} has no engine layout")
-    return PARTS[export["family"]]
+    return FAMILIES[export["family"]].graphs
 
 
 def front_end(onnx_dir: Path, family: str) -> FrontEnd:
@@ -109,15 +77,12 @@ def front_end(onnx_dir: Path, family: str) -> FrontEnd:
     config = _json(onnx_dir, "preprocessor_config.json")
     if config.get("sampling_rate", SAMPLE_RATE) != SAMPLE_RATE:
         raise AssetsError(f"{onnx_dir}: the model expects {config['sampling_rate']} Hz audio; the pipeline feeds {SAMPLE_RATE} Hz")
-    if family == "whisper":
-        return WhisperFrontEnd(num_mel_bins=config.get("feature_size", 80), n_fft=config.get("n_fft", 400),
-                               hop_length=config.get("hop_length", 160), chunk_s=config.get("chunk_length", 30))
-    return CTCFrontEnd(do_normalize=bool(config.get("do_normalize", True)))
+    return FAMILIES[family].front_end(config)
 
 
 def decoder(onnx_dir: Path, family: str) -> dict:
-    """What turns the engine's outputs into text, for the sidecar."""
-    return whisper_decoder(onnx_dir) if family == "whisper" else ctc_decoder(onnx_dir)
+    """What turns the engine's outputs into text, for the manifest."""
+    return DECODER_SETTINGS[family](onnx_dir)
 
 
 def whisper_decoder(onnx_dir: Path) -> dict:
@@ -173,3 +138,7 @@ def _json(folder: Path, name: str) -> dict:
         return json.loads((folder / name).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AssetsError(f"{folder}: missing {name} (the export writes the processor files beside the ONNX)") from None
+
+
+#: model family -> what its decoder settings are read from. A new family is a new line here.
+DECODER_SETTINGS = {"ctc": ctc_decoder, "whisper": whisper_decoder}

@@ -1,4 +1,4 @@
-"""Export folder -> engines: one sidecar and its engine files per variant, each engine published whole or not at all."""
+"""Export folder -> engines: one manifest and its engine files per variant, each engine published whole or not at all."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from calibration.datasets import DEFAULT_DATASET, dataset_fingerprint, load_dataset
-from calibration.stream import CalibrationStream, calibration_stream
-from common.files import publish, sha256_file, staging_dir
-from common.host import host_summary
-from common.processes import in_fresh_process
-from common.variants import PRECISIONS, Precision, Variant
-from engines.assets import ExportedModel, read_exported_model
-from engines.builder import Builder, GraphJob
-from engines.int8_budget import Int8Budget, Int8Decision, ProbeFactory, decide_int8
-from engines.sidecar import write_sidecar
+from asr_engines.calibration.datasets import DEFAULT_DATASET, dataset_fingerprint, load_dataset
+from asr_engines.calibration.stream import CalibrationStream, calibration_stream
+from asr_engines.engines.assets import ExportedModel, read_exported_model
+from asr_engines.engines.builder import Builder, GraphJob
+from asr_engines.engines.int8.budget import Int8Budget, Int8Decision, ProbeFactory, decide_int8
+from asr_engines.files import publish, sha256_file, staging_dir
+from asr_engines.host import host_summary
+from asr_engines.manifest import EngineManifest, write_manifest
+from asr_engines.processes import in_fresh_process
+from asr_engines.variants import PRECISIONS, Precision, Variant
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def build_engines(
     int8_probe: ProbeFactory | None = None,
     int8_budget: Int8Budget | None = None,
 ) -> list[Path]:
-    """Build every precision of the model exported in `onnx_dir`; return the sidecar paths written.
+    """Build every precision of the model exported in `onnx_dir`; return the manifest paths written.
 
     Each engine's files appear in `out_dir` only once the whole engine is built: a failed build
     leaves nothing behind (and an older engine of the same name untouched). The int8 engines share one
@@ -67,11 +67,12 @@ def build_engines(
 
 def build_engine(model: ExportedModel, variant: Variant, builder: Builder, stream: CalibrationStream | None,
                  out_dir: Path, decision: Int8Decision | None = None) -> Path:
-    """One engine: each graph built in staging, the assets and the sidecar beside them, then all published."""
+    """One engine: each graph built in staging, the assets and the manifest beside them, then all published (the
+    manifest last: it marks the engine complete)."""
     stem = f"{model.name}-{variant}"
     part_variants = {part.name: builder.part_variant(variant, part) for part in model.parts}
     if not any(part_variant.calibrated for part_variant in part_variants.values()):
-        stream = decision = None  # no graph of it reads them (fp32, fp16, ONNX Runtime's CPU int8 Whisper): the sidecar says none
+        stream = decision = None  # no graph of it reads them (fp32, fp16, ONNX Runtime's CPU int8 Whisper): the manifest says none
     with staging_dir(out_dir) as scratch:
         started = time.perf_counter()
         files, details, extra = {}, {}, []
@@ -87,37 +88,19 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
         decoder = _stage_decoder_assets(model, scratch, stem)
         decoder_files = [decoder["tokenizer"]] if "tokenizer" in decoder else []
         extra += [scratch / name for name in decoder_files]
-        sidecar = scratch / f"{stem}.json"
-        write_sidecar(sidecar, {**_sidecar(model, variant, builder, stem, files, decoder_files, scratch, details, decoder, stream, started),
-                                "int8_budget": decision.budget if decision else None})
-        publish([scratch / name for name in files.values()] + extra + [sidecar], out_dir)
-    return out_dir / sidecar.name
-
-
-def _sidecar(model: ExportedModel, variant: Variant, builder: Builder, stem: str, files: dict, decoder_files: list[str],
-             scratch: Path, details: dict, decoder: dict, stream: CalibrationStream | None, started: float) -> dict:
-    return {
-        "engine": stem,
-        "model": model.name,
-        "source": model.source,
-        "family": model.family,
-        "precision": variant.precision,
-        "variant": variant,
-        "backend": builder.backend,
-        "backend_version": builder.version(),
-        "source_onnx": {part.name: {"file": part.file, "sha256": sha256_file(model.dir / part.file)} for part in model.parts},
-        "front_end": model.front_end.config(),
-        "decoder": decoder,
-        "chunking": model.chunking,
-        "files": files,
-        "files_sha256": {name: sha256_file(scratch / name) for name in [*files.values(), *decoder_files]},
-        "io": {part: detail.pop("io") for part, detail in details.items()},
-        "build": details,
-        "calibration": {**stream.description, "sha256": stream.sha256} if stream is not None else None,
-        "build_s": round(time.perf_counter() - started, 2),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "host": host_summary(),
-    }
+        manifest = scratch / f"{stem}.json"
+        write_manifest(manifest, EngineManifest(
+            engine=stem, model=model.name, family=model.family, precision=variant.precision, variant=variant,
+            backend=builder.backend, front_end=model.front_end.config(), decoder=decoder, files=files,
+            io={part: detail.pop("io") for part, detail in details.items()}, build=details,
+            files_sha256={name: sha256_file(scratch / name) for name in [*files.values(), *decoder_files]},
+            chunking=model.chunking, source=model.source, backend_version=builder.version(),
+            source_onnx={part.name: {"file": part.file, "sha256": sha256_file(model.dir / part.file)} for part in model.parts},
+            calibration={**stream.description, "sha256": stream.sha256} if stream is not None else None,
+            int8_budget=decision.budget if decision else None, build_s=round(time.perf_counter() - started, 2),
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=host_summary()))
+        publish([scratch / name for name in files.values()] + extra + [manifest], out_dir)
+    return out_dir / manifest.name
 
 
 def _stage_decoder_assets(model: ExportedModel, scratch: Path, stem: str) -> dict:

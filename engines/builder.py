@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from calibration.stream import CalibrationStream
-from common.variants import Precision, Variant
-from engines.assets import GraphPart
-from engines.tensorrt_options import TensorRTOptions
+from asr_engines.calibration.stream import CalibrationStream
+from asr_engines.families import GraphPart
+from asr_engines.variants import Precision, Variant
 
 
 @dataclass(frozen=True)
@@ -55,38 +53,6 @@ class Builder(Protocol):
         ...
 
     def build(self, job: GraphJob) -> dict:
-        """Write `job.target`; return details for the sidecar, with `io` (inputs/outputs) among them.
+        """Write `job.target`; return details for the manifest, with `io` (inputs/outputs) among them.
         Extra files written beside the target are named in `extra_files` and published with it."""
         ...
-
-
-def _onnxruntime(tensorrt: TensorRTOptions) -> Builder:
-    from engines.onnxruntime_build import OnnxRuntimeBuilder
-
-    return OnnxRuntimeBuilder()
-
-
-def _tensorrt(tensorrt: TensorRTOptions) -> Builder:
-    from engines.tensorrt_build import TensorRTBuilder
-
-    return TensorRTBuilder(tensorrt)
-
-
-#: backend name -> its factory, best first (what `auto` tries). A new backend is a new line here and a new file.
-BUILDERS: dict[str, Callable[[TensorRTOptions], Builder]] = {"tensorrt": _tensorrt, "onnxruntime": _onnxruntime}
-
-
-def make_builder(backend: str = "auto", tensorrt: TensorRTOptions | None = None) -> Builder:
-    """The builder for `backend`; `auto` takes TensorRT when `import tensorrt` works, else ONNX Runtime.
-    `tensorrt` holds the options only TensorRT reads (profiles, INT8 path, workspace, caches)."""
-    tensorrt = tensorrt or TensorRTOptions()
-    if backend == "auto":
-        for name in BUILDERS:
-            try:
-                return make_builder(name, tensorrt)
-            except BuilderUnavailable:
-                continue
-        raise BuilderUnavailable("neither TensorRT nor ONNX Runtime is installed: pip install 'asr-engines[cpu]'")
-    if backend not in BUILDERS:
-        raise BuilderUnavailable(f"unknown backend {backend!r}; choose from auto, {', '.join(BUILDERS)}")
-    return BUILDERS[backend](tensorrt)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.audio import SAMPLE_RATE
-from common.onnx_io import onnx_io
-from engines.assets import CTC_CHUNK_S, whisper_decoder
+from asr_engines.audio import SAMPLE_RATE
+from asr_engines.engines.assets import whisper_decoder
+from asr_engines.families import CTC
+from asr_engines.onnx_io import onnx_io
 
 Range = tuple[int, int, int]  # min, opt, max
 #: Whisper's BPE on read English: 3.85 tokens per second of speech on the 70 LibriSpeech references bundled here.
@@ -57,7 +58,7 @@ def _ctc_ranges(part: str, export_dir: Path, durations_s: Sequence[float], audio
     """Up to the longest utterance or one chunk (recordings past it are read in chunks), whichever is longer."""
     low_s, opt_s, high_s = audio_s
     if high_s is None and durations_s:
-        high_s = max(math.ceil(max(durations_s)), CTC_CHUNK_S)
+        high_s = max(math.ceil(max(durations_s)), CTC.chunking["chunk_s"])
     return {"sequence_length": audio_range(durations_s, low_s, opt_s, high_s)}
 
 

@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 
-from common.audio import SAMPLE_RATE, load_audio
-from runtime import load_recognizer
+from asr_engines import load_recognizer
+from asr_engines.audio import SAMPLE_RATE, load_audio
 
-recognizer = load_recognizer(sys.argv[1])  # the sidecar, or an engine file beside it
+recognizer = load_recognizer(sys.argv[1])  # the manifest, or an engine file beside it
 audio = load_audio(sys.argv[2])  # any format and rate soundfile reads -> 16 kHz mono float32
 print("file:", recognizer.transcribe(audio))
 

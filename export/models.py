@@ -6,6 +6,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr_engines.families import family_of
+
 #: Short names for the study's models (arXiv 2405.01004) and their family. Any Hub id or local folder works too.
 ALIASES: dict[str, str] = {
     "wav2vec2": "facebook/wav2vec2-base-960h",
@@ -46,7 +48,7 @@ def resolve_model(model: str) -> ModelSource:
     (found in a second, not after the Hub client's retries), a model that is not a CTC or Whisper one.
     """
     if model.startswith("random:"):
-        from export.random_models import ARCHITECTURES, random_checkpoint
+        from asr_engines.export.random_models import ARCHITECTURES, random_checkpoint
 
         architecture = model.removeprefix("random:")
         if architecture not in ARCHITECTURES:
@@ -108,10 +110,9 @@ def hub_reachable(timeout_s: float = 2.0) -> bool:
 
 
 def _family(location: str, config) -> str:
-    if config.model_type == "whisper":
-        return "whisper"
-    if any(architecture.endswith("ForCTC") for architecture in config.architectures or []):
-        return "ctc"
+    family = family_of(config.model_type, list(config.architectures or []))
+    if family is not None:
+        return family.name
     raise ModelError(
         f"{location!r} is a {config.model_type!r} model with architectures {config.architectures}; "
         "this pipeline takes CTC (…ForCTC) and Whisper speech-recognition models"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.audio import SAMPLE_RATE
-from export.models import ModelSource
+from asr_engines.audio import SAMPLE_RATE
+from asr_engines.export.models import ModelSource
 
 OPSET = 17  # TensorRT 8.5/8.6 (JetPack 5/6.0) parse up to 17; 17 also gives TensorRT its LayerNorm layer.
 CHECK_AUDIO = Path(__file__).resolve().parent.parent / "data" / "librispeech-3752-4944" / "3752-4944-0000.flac"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.variants import Variant
-from measure.results import BenchRow
-from measure.selection import energy_j, memory_mb
+from asr_engines.measure.results import BenchRow
+from asr_engines.measure.selection import energy_j, memory_mb
+from asr_engines.variants import Variant
 
 
 @dataclass(frozen=True)

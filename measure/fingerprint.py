@@ -7,7 +7,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from common.host import host_summary
+from asr_engines.host import host_summary
 
 BACKEND_PACKAGES = ("onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda", "numpy")
 

@@ -1,23 +1,24 @@
 """The WER probe the INT8 budget asks (engines/int8_budget.py): an engine made of candidate graphs, transcribing
 the utterances of the calibration dataset the calibration stream did not use, clean and with its noise.
 
-It lives here, where the runtime and WER meet; `python -m engines` hands it to the build.
+It lives here, where the runtime and WER meet; `asr-engines build` hands it to the build.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from calibration.datasets import load_dataset
-from calibration.noise import NoiseMixer, noisy_draw, parse_noise
-from calibration.stream import CalibrationStream
-from common.variants import Variant
-from engines.assets import ExportedModel
-from engines.int8_budget import WerProbe
-from engines.quantize import quantize_dynamic_int8
-from measure.wer import corpus_wer
-from runtime.engine import load_engine
-from runtime.recognizer import RECOGNIZERS
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.calibration.noise import NoiseMixer, noisy_draw, parse_noise
+from asr_engines.calibration.stream import CalibrationStream
+from asr_engines.engines.assets import ExportedModel
+from asr_engines.engines.int8.budget import WerProbe
+from asr_engines.engines.int8.quantize import quantize_dynamic_int8
+from asr_engines.manifest import EngineManifest
+from asr_engines.measure.wer import corpus_wer
+from asr_engines.runtime.backends import load_engine
+from asr_engines.runtime.recognizer import RECOGNIZERS
+from asr_engines.variants import Variant
 
 
 def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int = 40, threads: int | None = None,
@@ -50,11 +51,14 @@ def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int =
         chosen = {part.name: graph(part, files) for part in model.parts}
         engines = {name: load_engine(path, variant=variant, threads=threads, takes_turns=len(chosen) > 1)
                    for name, (path, variant) in chosen.items()}
-        sidecar = {"engine": f"{model.name}-candidate", "precision": "fp32" if files is None else "int8",
-                   "variant": "fp32" if files is None else "int8", "front_end": model.front_end.config(),
-                   "decoder": model.decoder, "chunking": model.chunking, "_dir": str(model.dir),
-                   "build": {name: {"variant": variant} for name, (_, variant) in chosen.items()}}
-        recognizer = RECOGNIZERS[model.family](engines, sidecar, None)
+        variant = Variant.FP32 if files is None else Variant.INT8
+        manifest = EngineManifest(
+            engine=f"{model.name}-candidate", model=model.name, family=model.family, precision=variant.precision,
+            variant=variant, backend=next(iter(engines.values())).backend, front_end=model.front_end.config(),
+            decoder=model.decoder, files={name: path.name for name, (path, _) in chosen.items()},
+            build={name: {"variant": graph_variant} for name, (_, graph_variant) in chosen.items()}, files_sha256={},
+            chunking=model.chunking, folder=model.dir)  # the tokenizer a Whisper decoder names lies in the export folder
+        recognizer = RECOGNIZERS[model.family](engines, manifest, None)
         try:
             clean = corpus_wer(references, [recognizer.transcribe(samples) for samples in audio]).wer
             with_noise = corpus_wer(references * noise_draws, [recognizer.transcribe(samples) for samples in noisy]).wer

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.datasets import load_dataset
-from calibration.noise import NoiseMixer, NoiseSpec, noisy_draw
-from common.audio import SAMPLE_RATE
-from common.variants import PRECISIONS, Precision
-from measure.memory import CONTAMINATION_MB, MemoryWatcher
-from measure.meters import Measurement, open_meter
-from measure.results import BenchRow
-from measure.wer import corpus_wer
-from runtime.recognizer import Recognizer, load_recognizer
-from runtime.whisper import PRECISION_DEFAULT, TrimMargin
+from asr_engines.audio import SAMPLE_RATE
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.calibration.noise import NoiseMixer, NoiseSpec, noisy_draw
+from asr_engines.manifest import EngineManifest
+from asr_engines.measure.memory import CONTAMINATION_MB, MemoryWatcher
+from asr_engines.measure.meters import Measurement, open_meter
+from asr_engines.measure.results import BenchRow
+from asr_engines.measure.wer import corpus_wer
+from asr_engines.runtime.recognizer import Recognizer, load_recognizer
+from asr_engines.runtime.whisper import PRECISION_DEFAULT, TrimMargin
+from asr_engines.variants import PRECISIONS, Precision
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
 
     inference_s = float(np.sum(latencies))
     return BenchRow(
-        engine=recognizer.name, model=recognizer.sidecar["model"], backend=recognizer.backend,
-        precision=precision_run(recognizer.sidecar), variant=recognizer.variant,
+        engine=recognizer.name, model=recognizer.manifest.model, backend=recognizer.backend,
+        precision=precision_run(recognizer.manifest), variant=recognizer.variant,
         device=recognizer.device, threads=settings.threads, utterances=len(audio), audio_s=round(audio_s, 3),
         wer_clean=corpus_wer(references, hypotheses).wer,
         wer_noisy=float(np.mean(noisy_wers)) if noisy_wers else None,
@@ -97,16 +98,16 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         load_s=load_s, peak_rss_mb=memory.peaks.rss_mb, system_mem_mb=memory.peaks.system_mb,
         gpu_mem_mb=memory.peaks.gpu_mb, system_mem_note=_system_memory_note(memory.peaks, recognizer.device),
         **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
-        extra={"build": recognizer.sidecar.get("build", {}), "decoding": recognizer.decoding()},
+        extra={"build": recognizer.manifest.build, "decoding": recognizer.decoding()},
     )
 
 
-def precision_run(sidecar: dict) -> Precision:
+def precision_run(manifest: EngineManifest) -> Precision:
     """The precision that really runs: the built variant's, except where the backend reports its layers (TensorRT)
     and none runs at it; then the lowest precision some layer does run at."""
-    built = Precision(sidecar["precision"])
+    built = manifest.precision
     counts: dict[str, int] = {}
-    for part in sidecar["build"].values():
+    for part in manifest.build.values():
         for precision, count in (part.get("layer_precisions") or {}).items():
             counts[precision] = counts.get(precision, 0) + count
     if not counts or counts.get(str(built), 0):

@@ -8,8 +8,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from common.files import write_text_atomic
-from common.variants import Precision, Variant
+from asr_engines.files import write_text_atomic
+from asr_engines.variants import Precision, Variant
 
 
 @dataclass

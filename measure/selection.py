@@ -6,7 +6,7 @@ import operator
 import re
 from dataclasses import asdict, dataclass
 
-from measure.results import BenchRow
+from asr_engines.measure.results import BenchRow
 
 _OPERATORS = {"!=": operator.ne, ">=": operator.ge, "<=": operator.le, "=": operator.eq, ">": operator.gt, "<": operator.lt}
 

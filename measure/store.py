@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from measure.results import BenchRow, row_from_record
+from asr_engines.measure.results import BenchRow, row_from_record
 
 DEFAULT_STORE = Path(os.environ.get("ASR_ENGINES_STORE", "results/store.sqlite"))
 SCHEMA = """

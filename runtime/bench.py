@@ -1,14 +1,12 @@
-"""`python -m runtime.bench ENGINE...`: the bench under the name users type; it lives in `measure.bench`.
+"""`python -m runtime.bench ENGINE...`, the bench under the name the README has always given it: this process
+becomes `asr-engines bench` (os.execv: the same process id, so signals and exit codes are the bench's own).
 
-The bench measures engines, so it belongs to the last stage; this module only keeps the command. Apps that
-import the runtime never import it.
+The bench measures engines, so it is part of the last stage and the command layer above it; the runtime, which
+apps import, never imports it. This file only hands the command line over.
 """
 
-from common.extras import require
-
-require("python -m runtime.bench", "bench")
-
-from measure.bench import main  # noqa: E402  (after the check: the bench imports its extra)
+import os
+import sys
 
 if __name__ == "__main__":
-    main()
+    os.execv(sys.executable, [sys.executable, "-m", "asr_engines", "bench", *sys.argv[1:]])

@@ -4,20 +4,18 @@
 under TensorRT or ONNX Runtime on CUDA) and takes such tensors back as inputs without a copy: what keeps
 Whisper's KV cache on the device while it decodes.
 
-`load_engine(path)` picks the backend by the file's ending; a new backend is one more line in
-BACKENDS and one more file, never a branch in the callers.
+`load_engine(path)` (backends.py) picks the backend by the file's ending.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from common.variants import Variant
+from asr_engines.variants import Variant
 
 
 class EngineError(RuntimeError):
@@ -48,12 +46,25 @@ class DeviceTensor:
 Feeds = Mapping[str, "np.ndarray | DeviceTensor"]
 
 
+class ClosedOnExit:
+    """`with` support for what holds an engine's memory (engines, recognizers): `close()` on leaving the block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 class Engine(Protocol):
     """What every backend offers: `run` with numpy arrays by tensor name, and `run_device`."""
 
     backend: str  # "onnxruntime", "tensorrt"
     device: str  # "cpu", "cuda:0 NVIDIA Orin", ...
-    variant: Variant | None  # what the graph was built as (from the sidecar; None without one)
+    variant: Variant | None  # what the graph was built as (from the manifest; None without one)
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
 
@@ -66,37 +77,6 @@ class Engine(Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> Engine: ...
 
-def _onnxruntime(path: Path, **settings) -> Engine:
-    from runtime.onnxruntime_engine import OnnxRuntimeEngine
-
-    try:
-        return OnnxRuntimeEngine(path, **settings)
-    except ImportError:
-        raise EngineError(f"{path}: needs ONNX Runtime: pip install 'asr-engines[cpu]' (or [gpu]; on a Jetson, "
-                          "NVIDIA's onnxruntime-gpu wheel)") from None
-
-
-def _tensorrt(path: Path, **settings) -> Engine:
-    from runtime.tensorrt_engine import load_tensorrt_engine
-
-    return load_tensorrt_engine(path, **settings)
-
-
-#: file ending -> the loader of its backend. A new backend is one more line here and one more file.
-BACKENDS: dict[str, Callable[..., Engine]] = {".onnx": _onnxruntime, ".plan": _tensorrt, ".engine": _tensorrt}
-
-
-def load_engine(path: str | Path, variant: Variant | None = None, threads: int | None = None,
-                takes_turns: bool = False) -> Engine:
-    """Load one engine file (`.onnx` with ONNX Runtime, `.plan`/`.engine` with TensorRT).
-
-    `threads` caps CPU threads where the backend uses them (ONNX Runtime on a CPU); `takes_turns` says the
-    engine alternates with others on the same cores (Whisper's three graphs), so its idle threads must sleep.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise EngineError(f"{path}: no such engine file")
-    if path.suffix not in BACKENDS:
-        raise EngineError(f"{path}: unknown engine type {path.suffix!r}; expected one of {', '.join(BACKENDS)}")
-    return BACKENDS[path.suffix](path, variant=variant, threads=threads, takes_turns=takes_turns)
+    def __exit__(self, *exc_info) -> None: ...

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.variants import Variant
-from runtime.engine import DeviceTensor, EngineError, Feeds, TensorInfo
+from asr_engines.runtime.engine import ClosedOnExit, DeviceTensor, EngineError, Feeds, TensorInfo
+from asr_engines.variants import Variant
 
 _NUMPY_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
                  "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
@@ -20,7 +20,7 @@ PROVIDER_ORDER = ("CUDAExecutionProvider", "CPUExecutionProvider")
 CPU_DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 
-class OnnxRuntimeEngine:
+class OnnxRuntimeEngine(ClosedOnExit):
     """One ONNX file in an InferenceSession. Inputs are cast to each input's declared dtype."""
 
     backend = "onnxruntime"

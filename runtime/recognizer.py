@@ -7,15 +7,16 @@ from typing import Protocol
 
 import numpy as np
 
-from common.audio import SAMPLE_RATE, check_rate
-from common.features import front_end_from_config
-from common.variants import Precision, Variant
-from engines.assets import CTC_CHUNK_S, CTC_STRIDE_S
-from engines.sidecar import read_sidecar, verify_files
-from runtime.chunking import chunked_logits
-from runtime.ctc import CTCDecoder
-from runtime.engine import Engine, load_engine
-from runtime.whisper import PRECISION_DEFAULT, TrimMargin, WhisperRecognizer
+from asr_engines.audio import SAMPLE_RATE, check_rate
+from asr_engines.families import CTC
+from asr_engines.features import front_end_from_config
+from asr_engines.manifest import EngineManifest, load_manifest
+from asr_engines.runtime.backends import load_engine
+from asr_engines.runtime.chunking import chunked_logits
+from asr_engines.runtime.ctc import CTCDecoder
+from asr_engines.runtime.engine import ClosedOnExit, Engine
+from asr_engines.runtime.whisper import PRECISION_DEFAULT, TrimMargin, WhisperRecognizer
+from asr_engines.variants import Precision, Variant
 
 
 class Recognizer(Protocol):
@@ -26,7 +27,7 @@ class Recognizer(Protocol):
     device: str
     precision: Precision
     variant: Variant
-    sidecar: dict
+    manifest: EngineManifest
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         """Text of one utterance; audio at another rate, or not mono, is refused (AudioError)."""
@@ -37,29 +38,33 @@ class Recognizer(Protocol):
         ...
 
     def decoding(self) -> dict:
-        """How it decodes beyond what its sidecar says, and what that did so far (for result rows)."""
+        """How it decodes beyond what its manifest says, and what that did so far (for result rows)."""
         ...
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> Recognizer: ...
 
-class CTCRecognizer:
+    def __exit__(self, *exc_info) -> None: ...
+
+
+class CTCRecognizer(ClosedOnExit):
     """A wav2vec2-family engine: normalised samples -> logits -> greedy CTC text. A recording longer than the
-    sidecar's chunk (or than a TensorRT plan's profile takes) is read in overlapping chunks (chunking.py)."""
+    manifest's chunk (or than a TensorRT plan's profile takes) is read in overlapping chunks (chunking.py)."""
 
-    def __init__(self, engine: Engine, sidecar: dict):
+    def __init__(self, engine: Engine, manifest: EngineManifest):
         self.engine = engine
-        self.sidecar = sidecar
-        self.name = sidecar["engine"]
+        self.manifest = manifest
+        self.name = manifest.engine
         self.backend, self.device = engine.backend, engine.device
-        self.precision, self.variant = Precision(sidecar["precision"]), Variant(sidecar["variant"])
-        self._front_end = front_end_from_config(sidecar["front_end"])
-        decoder = dict(sidecar["decoder"])
+        self.precision, self.variant = manifest.precision, manifest.variant
+        self._front_end = front_end_from_config(manifest.front_end)
+        decoder = dict(manifest.decoder)
         decoder.pop("kind")
         self._decode = CTCDecoder(**decoder)
         self._logits_name = engine.outputs[0].name
-        chunking = sidecar.get("chunking") or {"chunk_s": CTC_CHUNK_S, "stride_s": CTC_STRIDE_S}
-        profile_max = max((shapes["max"][-1] for build in sidecar["build"].values()
+        chunking = manifest.chunking or CTC.chunking
+        profile_max = max((shapes["max"][-1] for build in manifest.build.values()
                            for shapes in (build.get("profile") or {}).values()), default=None)
         self.chunk = min(int(chunking["chunk_s"] * SAMPLE_RATE), profile_max or np.inf)
         self.stride = min(int(chunking["stride_s"] * SAMPLE_RATE), self.chunk // 4)
@@ -88,14 +93,14 @@ class CTCRecognizer:
         self.engine.close()
 
 
-def _ctc(engines: dict[str, Engine], sidecar: dict, trim_margin_s: TrimMargin) -> Recognizer:
+def _ctc(engines: dict[str, Engine], manifest: EngineManifest, trim_margin_s: TrimMargin) -> Recognizer:
     if trim_margin_s not in (None, PRECISION_DEFAULT):
-        raise ValueError(f"{sidecar['engine']}: a trim margin applies to Whisper's fixed window; CTC models read the audio as it is")
-    return CTCRecognizer(engines["model"], sidecar)
+        raise ValueError(f"{manifest.engine}: a trim margin applies to Whisper's fixed window; CTC models read the audio as it is")
+    return CTCRecognizer(engines["model"], manifest)
 
 
-def _whisper(engines: dict[str, Engine], sidecar: dict, trim_margin_s: TrimMargin) -> Recognizer:
-    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], sidecar, trim_margin_s)
+def _whisper(engines: dict[str, Engine], manifest: EngineManifest, trim_margin_s: TrimMargin) -> Recognizer:
+    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], manifest, trim_margin_s)
 
 
 #: model family -> how its engines become a recognizer. A new family is a new line here.
@@ -103,17 +108,14 @@ RECOGNIZERS = {"ctc": _ctc, "whisper": _whisper}
 
 
 def load_recognizer(path: str | Path, threads: int | None = None, trim_margin_s: TrimMargin = PRECISION_DEFAULT) -> Recognizer:
-    """Load the engine whose sidecar `path` is (or names), ready to transcribe. `trim_margin_s`: Whisper on
-    ONNX Runtime runs its encoder on the audio plus this margin instead of 30 s; None: the whole window;
-    by default the precision's measured choice (runtime/whisper.py)."""
-    sidecar = read_sidecar(path)
-    verify_files(sidecar)
-    folder = Path(sidecar["_dir"])
-    if sidecar["family"] not in RECOGNIZERS:
-        raise ValueError(f"{path}: no recognizer for model family {sidecar['family']!r}")
-    engines = {
-        part: load_engine(folder / name, variant=Variant(sidecar["build"][part]["variant"]), threads=threads,
-                          takes_turns=len(sidecar["files"]) > 1)
-        for part, name in sidecar["files"].items()
-    }
-    return RECOGNIZERS[sidecar["family"]](engines, sidecar, trim_margin_s)
+    """Load the engine whose manifest `path` is (or names), ready to transcribe; use it in a `with` block, or
+    `close()` it. `trim_margin_s`: Whisper on ONNX Runtime runs its encoder on the audio plus this margin instead
+    of 30 s; None: the whole window; by default the precision's measured choice (runtime/whisper.py)."""
+    manifest = load_manifest(path)
+    manifest.verify_files()
+    if manifest.family not in RECOGNIZERS:
+        raise ValueError(f"{path}: no recognizer for model family {manifest.family!r}")
+    engines = {graph: load_engine(manifest.graph_path(graph), variant=manifest.graph_variant(graph), threads=threads,
+                                  takes_turns=len(manifest.files) > 1)
+               for graph in manifest.files}
+    return RECOGNIZERS[manifest.family](engines, manifest, trim_margin_s)

@@ -8,7 +8,7 @@ inputs); one CUDA stream per engine. `run_device` binds device tensors where the
 output, or this engine's previous output: then that output is written to a second buffer, so a KV cache fed
 back step after step never aliases its input) and copies back only what is asked for.
 
-Needs TensorRT, pycuda and a GPU to run; the tests drive it over stand-ins (tests/tensorrt_stand_ins.py) and
+Needs TensorRT, pycuda and a GPU to run; the tests drive it over stand-ins (stand_ins/tensorrt.py) and
 `make check-device` runs it on a board. What has run where: the README's status table.
 """
 
@@ -19,19 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from common.host import gpu_identity, l4t_release
-from common.variants import Variant
-from engines.sidecar import read_sidecar
-from runtime.engine import DeviceTensor, EngineError, Feeds, TensorInfo
+from asr_engines.host import gpu_identity, l4t_release
+from asr_engines.manifest import load_manifest
+from asr_engines.runtime.engine import ClosedOnExit, DeviceTensor, EngineError, Feeds, TensorInfo
+from asr_engines.variants import Variant
 
-#: What a plan is tied to (recorded at build time in the sidecar): TensorRT version, GPU, its compute capability,
+#: What a plan is tied to (recorded at build time in the manifest): TensorRT version, GPU, its compute capability,
 #: multiprocessors and memory (every Orin module is called "Orin"), and the Jetson Linux release.
 IDENTITY = ("tensorrt", "gpu", "compute_capability", "multiprocessors", "gpu_memory_mb", "l4t")
 
 
 def plan_mismatches(built: dict, here: dict) -> list[str]:
     """What differs between the machine a plan was built on and this one (`here` has IDENTITY's keys).
-    Keys the sidecar does not record are not compared; memory may differ by 2 % (carve-outs)."""
+    Keys the manifest does not record are not compared; memory may differ by 2 % (carve-outs)."""
     problems = []
     for key in IDENTITY:
         if key not in built:
@@ -167,7 +167,7 @@ class IOBuffers:
         return {name: view.reshape(shapes[name]).copy() for name, view in views.items()}, device
 
 
-class TensorRTEngine:
+class TensorRTEngine(ClosedOnExit):
     """A deserialized plan with one execution context and reusable buffers (`load_tensorrt_engine` makes one)."""
 
     backend = "tensorrt"
@@ -204,9 +204,9 @@ def load_tensorrt_engine(path: Path, variant: Variant | None = None, threads: in
         raise EngineError(f"{path}: needs TensorRT and pycuda ({error.name} missing; on a Jetson: make install-jetson)") from None
     memory = PycudaMemory()
     here = {"tensorrt": trt.__version__, **gpu_identity(), "l4t": l4t_release()}
-    sidecar = read_sidecar(path)
-    part = next((name for name, file in sidecar["files"].items() if file == path.name), None)
-    check_plan_compatibility(sidecar["build"].get(part, {}), here, path)
+    manifest = load_manifest(path)
+    graph = next((name for name, file in manifest.files.items() if file == path.name), None)
+    check_plan_compatibility(manifest.build.get(graph, {}), here, path)
     engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(path.read_bytes())
     if engine is None:
         raise EngineError(f"{path}: TensorRT {trt.__version__} could not deserialize it; rebuild it here")

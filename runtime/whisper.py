@@ -20,16 +20,16 @@ window), the encoder's precision decides (DEFAULT_TRIM_MARGIN_S); the WER cost o
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from common.audio import SAMPLE_RATE, check_rate
-from common.features import front_end_from_config
-from common.variants import Precision, Variant
-from runtime.engine import Engine
-from runtime.whisper_timestamps import TimestampRules
+from asr_engines.audio import SAMPLE_RATE, check_rate
+from asr_engines.features import front_end_from_config
+from asr_engines.manifest import EngineManifest
+from asr_engines.runtime.engine import ClosedOnExit, Engine
+from asr_engines.runtime.whisper_timestamps import TimestampRules
+from asr_engines.variants import Precision
 
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
 #: openai-whisper's `compression_ratio_threshold`: text that zlib shrinks more than this repeats itself.
@@ -46,15 +46,14 @@ PRECISION_DEFAULT: TrimMargin = "default"
 DEFAULT_TRIM_MARGIN_S: dict[Precision, float | None] = {Precision.FP32: 8.0, Precision.FP16: 8.0, Precision.INT8: None}
 
 
-def trim_margin(requested: TrimMargin, sidecar: dict) -> float | None:
+def trim_margin(requested: TrimMargin, manifest: EngineManifest) -> float | None:
     """The margin a recognizer of this engine runs with: its encoder's precision's default unless one is named
     (the whole window where the encoder cannot trim), else the named one, checked."""
-    encoder = sidecar["build"]["encoder"]
-    trims = bool(encoder.get("sliced_positions"))
+    trims = bool(manifest.build["encoder"].get("sliced_positions"))
     if requested == PRECISION_DEFAULT:
-        return DEFAULT_TRIM_MARGIN_S.get(Variant(encoder["variant"]).precision) if trims else None
+        return DEFAULT_TRIM_MARGIN_S.get(manifest.graph_variant("encoder").precision) if trims else None
     if requested is not None and not trims:
-        raise ValueError(f"{sidecar['engine']}: its encoder takes only whole 30 s windows (TensorRT plans, and "
+        raise ValueError(f"{manifest.engine}: its encoder takes only whole 30 s windows (TensorRT plans, and "
                          "ONNX Runtime engines built before encoder trimming); leave the margin to its default, or rebuild")
     if requested is not None and requested < 0:
         raise ValueError(f"trim margin must be at least 0 s, not {requested}")
@@ -79,30 +78,30 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-def profile_batch_limit(sidecar: dict) -> int | None:
+def profile_batch_limit(manifest: EngineManifest) -> int | None:
     """The largest batch every graph's shape profile takes (TensorRT plans); None where any batch runs."""
-    limits = [shapes["max"][0] for build in sidecar["build"].values() for shapes in (build.get("profile") or {}).values()]
+    limits = [shapes["max"][0] for build in manifest.build.values() for shapes in (build.get("profile") or {}).values()]
     return min(limits) if limits else None
 
 
-class WhisperRecognizer:
+class WhisperRecognizer(ClosedOnExit):
     """Transcribes 16 kHz mono float32 audio with a Whisper engine set and its tokenizer."""
 
-    def __init__(self, encoder: Engine, decoder: Engine, decoder_with_past: Engine, sidecar: dict,
+    def __init__(self, encoder: Engine, decoder: Engine, decoder_with_past: Engine, manifest: EngineManifest,
                  trim_margin_s: TrimMargin = PRECISION_DEFAULT):
         from tokenizers import Tokenizer
 
-        self.trim_margin_s = trim_margin(trim_margin_s, sidecar)
+        self.trim_margin_s = trim_margin(trim_margin_s, manifest)
         self.whole_window_retries = 0  # trimmed windows decoded again on the whole window (they looped)
 
         self.encoder, self.decoder, self.decoder_with_past = encoder, decoder, decoder_with_past
-        self.sidecar = sidecar
-        self.name = sidecar["engine"]
+        self.manifest = manifest
+        self.name = manifest.engine
         self.backend, self.device = encoder.backend, encoder.device
-        self.precision, self.variant = Precision(sidecar["precision"]), Variant(sidecar["variant"])
-        self._front_end = front_end_from_config(sidecar["front_end"])
-        settings = sidecar["decoder"]
-        self._tokenizer = Tokenizer.from_file(str(Path(sidecar["_dir"]) / settings["tokenizer"]))
+        self.precision, self.variant = manifest.precision, manifest.variant
+        self._front_end = front_end_from_config(manifest.front_end)
+        settings = manifest.decoder
+        self._tokenizer = Tokenizer.from_file(str(manifest.folder / settings["tokenizer"]))
         self._prompt = list(settings["prompt"])
         self._eos = settings["eos_id"]
         self._suppress = np.asarray(settings["suppress_tokens"], np.int64)
@@ -113,7 +112,7 @@ class WhisperRecognizer:
                                           settings["max_initial_timestamp_index"])
         self._window = int(self._front_end.chunk_s * SAMPLE_RATE)
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
-        self.max_batch = profile_batch_limit(sidecar)
+        self.max_batch = profile_batch_limit(manifest)
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         return self.transcribe_batch([audio], sample_rate=sample_rate)[0]

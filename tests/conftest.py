@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.datasets import DEFAULT_DATASET, load_dataset
+from asr_engines.calibration.datasets import DEFAULT_DATASET, load_dataset
 
 SHARED_WHISPER = Path(__file__).resolve().parents[2] / "shared" / "models" / "whisper-tiny.en-hf"
 VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
@@ -38,7 +38,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
-    from export import export_onnx, resolve_model
+    from asr_engines.export import export_onnx, resolve_model
 
     out = tmp_path_factory.mktemp("onnx") / "tiny"
     report = export_onnx(resolve_model(str(tiny_checkpoint)), out)
@@ -48,8 +48,8 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_engines(tiny_onnx, tmp_path_factory) -> Path:
-    from engines.build import CalibrationSettings, build_engines
-    from engines.builder import make_builder
+    from asr_engines.engines.backends import make_builder
+    from asr_engines.engines.build import CalibrationSettings, build_engines
 
     out = tmp_path_factory.mktemp("engines")
     build_engines(tiny_onnx, out, make_builder("onnxruntime"), calibration=CalibrationSettings(count=8), progress=False)
@@ -93,7 +93,7 @@ def tiny_whisper(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_whisper_onnx(tiny_whisper, tmp_path_factory):
-    from export import export_onnx, resolve_model
+    from asr_engines.export import export_onnx, resolve_model
 
     onnx_dir = tmp_path_factory.mktemp("whisper-onnx") / "tiny-whisper"
     report = export_onnx(resolve_model(str(tiny_whisper)), onnx_dir)
@@ -104,8 +104,8 @@ def tiny_whisper_onnx(tiny_whisper, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_whisper_engines(tiny_whisper_onnx, tmp_path_factory):
-    from engines.build import CalibrationSettings, build_engines
-    from engines.builder import make_builder
+    from asr_engines.engines.backends import make_builder
+    from asr_engines.engines.build import CalibrationSettings, build_engines
 
     out = tmp_path_factory.mktemp("whisper-engines")
     build_engines(tiny_whisper_onnx, out, make_builder("onnxruntime"), ["fp32", "int8"], CalibrationSettings(count=4),

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from common.audio import AudioError, check_rate, load_audio
+from asr_engines.audio import AudioError, check_rate, load_audio
 
 
 def tone(rate, seconds=1.0, channels=1):

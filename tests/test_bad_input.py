@@ -1,4 +1,4 @@
-"""Bad input is one line, a non-zero exit and nothing stored; an engine is what its sidecar says or it does not
+"""Bad input is one line, a non-zero exit and nothing stored; an engine is what its manifest says or it does not
 load; every row says how its numbers were measured."""
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ import pytest
 import soundfile
 from click.testing import CliRunner
 
-from calibration.datasets import DatasetError, load_dataset
-from common.audio import AudioError, check_rate, load_audio
-from engines.sidecar import SidecarError
-from measure import bench
-from runtime import load_recognizer
+from asr_engines import load_recognizer
+from asr_engines.audio import AudioError, check_rate, load_audio
+from asr_engines.calibration.datasets import DatasetError, load_dataset
+from asr_engines.commands import bench
+from asr_engines.manifest import EngineManifest, ManifestError
+from asr_engines.variants import Precision, Variant
 
 
 def run_bench(tmp_path, *arguments):
     store = tmp_path / "store.sqlite"
-    result = CliRunner().invoke(bench.main, [*arguments, "--meter", "none", "--baseline-s", "0", "--threads", "1",
+    result = CliRunner().invoke(bench.command, [*arguments, "--meter", "none", "--baseline-s", "0", "--threads", "1",
                                              "--out", str(tmp_path / "out"), "--store", str(store), "--no-progress"])
     return result, store
 
@@ -57,7 +58,7 @@ def test_a_corrupt_or_empty_file_in_the_dataset_stops_the_bench_before_any_engin
 @pytest.mark.parametrize(("option", "value"), [("--noise-draws", "0"), ("--noise-draws", "-2"), ("--threads", "0"),
                                                 ("--threads", "-3"), ("--limit", "0")])
 def test_nonsense_counts_are_refused(tmp_path, tiny_engines, option, value):
-    result = CliRunner().invoke(bench.main, [str(tiny_engines / "tiny-fp32.json"), option, value])
+    result = CliRunner().invoke(bench.command, [str(tiny_engines / "tiny-fp32.json"), option, value])
     assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output and "is not in the range" in result.output
 
 
@@ -79,7 +80,7 @@ def test_an_engine_file_swapped_for_another_is_refused(tmp_path, tiny_engines):
     copied = tmp_path / "engines"
     shutil.copytree(tiny_engines, copied)
     shutil.copy(copied / "tiny-fp32.onnx", copied / "tiny-int8.onnx")  # an fp32 file in the int8 engine's place
-    with pytest.raises(SidecarError, match=r"tiny-int8.onnx is not the file tiny-int8.json was built with \(sha256 differs\)"):
+    with pytest.raises(ManifestError, match=r"tiny-int8.onnx is not the file tiny-int8.json was built with \(sha256 differs\)"):
         load_recognizer(copied / "tiny-int8.json")
     result, store = run_bench(tmp_path, str(copied / "tiny-fp32.json"), str(copied / "tiny-int8.json"), "--limit", "1")
     assert result.exit_code == 1 and "tiny-int8.onnx is not the file tiny-int8.json was built with" in result.output
@@ -88,36 +89,38 @@ def test_an_engine_file_swapped_for_another_is_refused(tmp_path, tiny_engines):
 
 
 def test_the_file_hash_is_remembered_by_size_and_time(tmp_path, monkeypatch):
-    import common.files
+    import asr_engines.files
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     engine = tmp_path / "e.onnx"
     engine.write_bytes(b"engine bytes")
-    first = common.files.cached_sha256(engine)
-    monkeypatch.setattr(common.files, "sha256_file", lambda path: pytest.fail("hashed again"))
-    assert common.files.cached_sha256(engine) == first
+    first = asr_engines.files.cached_sha256(engine)
+    monkeypatch.setattr(asr_engines.files, "sha256_file", lambda path: pytest.fail("hashed again"))
+    assert asr_engines.files.cached_sha256(engine) == first
     engine.write_bytes(b"other engine bytes")
     monkeypatch.undo()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert common.files.cached_sha256(engine) != first
+    assert asr_engines.files.cached_sha256(engine) != first
 
 
 def test_the_row_precision_is_what_ran():
-    from measure.measurement import precision_run
+    from asr_engines.measure.measurement import precision_run
 
-    built = {"precision": "int8", "build": {"model": {"layer_precisions": {"int8": 12, "fp16": 30, "data movement": 4}}}}
-    assert precision_run(built) == "int8"
-    fp16_named_int8 = {"precision": "int8", "build": {"model": {"layer_precisions": {"fp16": 40, "fp32": 6}}}}
-    assert precision_run(fp16_named_int8) == "fp16"  # TensorRT ran no INT8 kernel: the row says fp16
-    onnxruntime = {"precision": "int8", "build": {"model": {"int8_form": "cpu"}}}
-    assert precision_run(onnxruntime) == "int8"
+    def built(build: dict) -> EngineManifest:
+        return EngineManifest(engine="m-int8", model="m", family="ctc", precision=Precision.INT8, variant=Variant.INT8,
+                              backend="tensorrt", front_end={}, decoder={}, files={}, build={"model": build}, files_sha256={})
+
+    assert precision_run(built({"layer_precisions": {"int8": 12, "fp16": 30, "data movement": 4}})) == Precision.INT8
+    fp16_named_int8 = built({"layer_precisions": {"fp16": 40, "fp32": 6}})
+    assert precision_run(fp16_named_int8) == Precision.FP16  # TensorRT ran no INT8 kernel: the row says fp16
+    assert precision_run(built({"int8_form": "cpu"})) == Precision.INT8
 
 
 def test_rows_say_what_the_sensor_averaged_and_the_meters_settings(tmp_path, tiny_engines):
-    from sysfs_fakes import FakeBoard
+    from stand_ins.sysfs import FakeBoard
 
     FakeBoard(tmp_path / "root", "orin-nano").set_power("VDD_IN", 7.5)
-    result = CliRunner().invoke(bench.main, [
+    result = CliRunner().invoke(bench.command, [
         str(tiny_engines / "tiny-int8.json"), "--limit", "1", "--noise", "none", "--meter", "ina3221",
         "--meter-root", str(tmp_path / "root"), "--baseline-s", "0", "--threads", "1", "--out", str(tmp_path / "out"),
         "--no-progress", "--store", str(tmp_path / "store.sqlite")])
@@ -130,8 +133,8 @@ def test_rows_say_what_the_sensor_averaged_and_the_meters_settings(tmp_path, tin
 def test_system_memory_is_labelled_when_other_processes_move_it():
     from test_report import make_row
 
-    from measure.measurement import _system_memory_note
-    from measure.memory import MemoryPeaks, judge_system_memory
+    from asr_engines.measure.measurement import _system_memory_note
+    from asr_engines.measure.memory import MemoryPeaks, judge_system_memory
 
     row = make_row("m-fp32")
     judge_system_memory(row, 2000.0, 2050.0)
@@ -145,7 +148,7 @@ def test_system_memory_is_labelled_when_other_processes_move_it():
 
 
 def test_nvmap_gives_a_processes_gpu_memory(tmp_path):
-    from measure.memory import NVMAP_CLIENTS, nvmap_process_mb, process_gpu_reader
+    from asr_engines.measure.memory import NVMAP_CLIENTS, nvmap_process_mb, process_gpu_reader
 
     clients = tmp_path / NVMAP_CLIENTS
     clients.parent.mkdir(parents=True)

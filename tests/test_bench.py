@@ -7,12 +7,12 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from measure import bench
+from asr_engines.commands import bench
 
 
 def test_bench_writes_rows_with_finite_wer_and_speed(tiny_engines, tmp_path):
     out = tmp_path / "results"
-    result = CliRunner().invoke(bench.main, [
+    result = CliRunner().invoke(bench.command, [
         str(tiny_engines / "tiny-fp32.onnx"), str(tiny_engines / "tiny-fp32.json"), str(tiny_engines / "tiny-int8.onnx"),
         "--limit", "3", "--noise-draws", "2", "--baseline-s", "0", "--meter", "none", "--threads", "1",
         "--warmup", "1", "--out", str(out), "--no-progress", "--store", str(tmp_path / "store.sqlite"),
@@ -33,23 +33,23 @@ def test_bench_writes_rows_with_finite_wer_and_speed(tiny_engines, tmp_path):
 
 def test_bench_refuses_bad_input_in_one_line(tmp_path, tiny_engines):
     (tmp_path / "model.onnx").write_bytes(b"")
-    result = CliRunner().invoke(bench.main, [str(tmp_path / "model.onnx")])
-    assert result.exit_code != 0 and "no sidecar" in result.output
-    result = CliRunner().invoke(bench.main, [str(tiny_engines / "tiny-fp32.json"), "--noise", "loud"])
+    result = CliRunner().invoke(bench.command, [str(tmp_path / "model.onnx")])
+    assert result.exit_code != 0 and "no manifest" in result.output
+    result = CliRunner().invoke(bench.command, [str(tiny_engines / "tiny-fp32.json"), "--noise", "loud"])
     assert result.exit_code != 0 and "bad noise spec 'loud'" in result.output
-    result = CliRunner().invoke(bench.main, [str(tiny_engines / "tiny-fp32.json"), "--dataset", str(tmp_path / "none")])
+    result = CliRunner().invoke(bench.command, [str(tiny_engines / "tiny-fp32.json"), "--dataset", str(tmp_path / "none")])
     assert result.exit_code != 0 and "no such dataset" in result.output
 
 
 def test_bench_energy_columns_from_a_fake_orin_nano(tiny_engines, tmp_path):
     """Constant 7.5 W on VDD_IN: gross energy is 7.5 W x the window, net of the measured baseline is ~0,
     and a set too short for 10 sample periods is repeated until the window is long enough."""
-    from sysfs_fakes import FakeBoard
+    from stand_ins.sysfs import FakeBoard
 
     board = FakeBoard(tmp_path / "root", "orin-nano")
     board.set_power("VDD_IN", 7.5)
     out = tmp_path / "results"
-    result = CliRunner().invoke(bench.main, [
+    result = CliRunner().invoke(bench.command, [
         str(tiny_engines / "tiny-int8.json"), "--limit", "2", "--noise", "none", "--meter", "ina3221",
         "--meter-root", str(tmp_path / "root"), "--baseline-s", "0.5", "--threads", "1", "--out", str(out), "--no-progress",
         "--store", str(tmp_path / "store.sqlite"),
@@ -66,8 +66,8 @@ def test_bench_energy_columns_from_a_fake_orin_nano(tiny_engines, tmp_path):
 
 
 def test_a_hardware_counter_is_the_energy_figure_when_there_is_one():
-    from measure.measurement import _energy_columns
-    from measure.meters import Measurement, NoneMeter
+    from asr_engines.measure.measurement import _energy_columns
+    from asr_engines.measure.meters import Measurement, NoneMeter
 
     window = Measurement("clean", duration_s=4.0, energy_j={"gpu0": 402.0, "total": 402.0}, mean_w=None, samples=80,
                          sample_hz=20.0, reliable=True, counter_energy_j={"gpu0": 400.0, "total": 400.0})

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-_spec = importlib.util.spec_from_file_location("bench_cache", Path(__file__).resolve().parent.parent / "benchmarks" / "bench_cache.py")
-bench_cache = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_cache)
+from benchmarks import engine_cache as bench_cache
 
 
 def test_the_hash_follows_the_engine_stages_and_nothing_else(tmp_path, monkeypatch):

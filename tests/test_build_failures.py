@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-import engines.onnxruntime_build
-from engines.build import CalibrationSettings, build_engines
-from engines.builder import make_builder
-from engines.onnxruntime_build import OnnxRuntimeBuilder
+import asr_engines.engines.onnxrt.builder
+from asr_engines.engines.backends import make_builder
+from asr_engines.engines.build import CalibrationSettings, build_engines
+from asr_engines.engines.onnxrt.builder import OnnxRuntimeBuilder
 
 
 def test_failed_build_leaves_no_file(tiny_onnx, tmp_path, monkeypatch):
@@ -16,7 +16,7 @@ def test_failed_build_leaves_no_file(tiny_onnx, tmp_path, monkeypatch):
         target.write_bytes(b"half a model")
         raise RuntimeError("quantizer crashed")
 
-    monkeypatch.setattr(engines.onnxruntime_build, "quantize_int8", broken_quantizer)
+    monkeypatch.setattr(asr_engines.engines.onnxrt.builder, "quantize_int8", broken_quantizer)
     out = tmp_path / "engines"
     builder = make_builder("onnxruntime")
     build_engines(tiny_onnx, out, builder, ["fp32"], progress=False)
@@ -27,7 +27,7 @@ def test_failed_build_leaves_no_file(tiny_onnx, tmp_path, monkeypatch):
 
 
 def test_unknown_precision_and_missing_export_are_refused(tiny_onnx, tmp_path):
-    from engines.assets import AssetsError
+    from asr_engines.engines.assets import AssetsError
 
     with pytest.raises(ValueError, match="unknown precision 'int4'"):
         build_engines(tiny_onnx, tmp_path, make_builder("onnxruntime"), ["int4"], progress=False)
@@ -47,9 +47,9 @@ class IsolatedBuilder(OnnxRuntimeBuilder):
 def test_isolated_builds_run_in_a_fresh_process(tiny_onnx, tmp_path):
     """Backends that ask for it (TensorRT) build each graph in its own process, so its memory goes back to
     the OS; the engine is the same as one built here."""
-    (sidecar,) = build_engines(tiny_onnx, tmp_path / "isolated", IsolatedBuilder(), ["fp16"], progress=False)
+    (manifest,) = build_engines(tiny_onnx, tmp_path / "isolated", IsolatedBuilder(), ["fp16"], progress=False)
     (here,) = build_engines(tiny_onnx, tmp_path / "here", make_builder("onnxruntime"), ["fp16"], progress=False)
-    built_in = json.loads(sidecar.read_text())["build"]["model"]["built_in_pid"]
+    built_in = json.loads(manifest.read_text())["build"]["model"]["built_in_pid"]
     assert built_in != os.getpid()
     assert (tmp_path / "isolated" / "tiny-fp16.onnx").read_bytes() == (tmp_path / "here" / "tiny-fp16.onnx").read_bytes()
 
@@ -59,7 +59,7 @@ def test_a_truncated_onnx_is_one_line_and_leaves_no_folder(tiny_onnx, tmp_path):
 
     from click.testing import CliRunner
 
-    from engines.__main__ import main
+    from asr_engines.commands.build import command as main
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_onnx, broken)

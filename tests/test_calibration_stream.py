@@ -1,7 +1,7 @@
 import numpy as np
 
-from calibration.stream import calibration_stream
-from common.features import CTCFrontEnd
+from asr_engines.calibration.stream import calibration_stream
+from asr_engines.features import CTCFrontEnd
 
 
 def test_stream_mixes_clean_and_noisy_at_one_length(utterances):

@@ -1,4 +1,4 @@
-"""`python -m measure.check_meter` on a stand-in NVML: the load runs in a child process, the sampler keeps its
+"""`asr-engines check-meter` on a stand-in NVML: the load runs in a child process, the sampler keeps its
 rate, and each NVML power source is set against the energy counter."""
 
 import re
@@ -7,8 +7,8 @@ import numpy as np
 from click.testing import CliRunner
 from test_meters_sources import StandInNvml
 
-import measure.check_meter as check_meter
-from measure.meters.nvml import NvmlMeter
+import asr_engines.commands.check_meter as check_meter
+from asr_engines.measure.meters.nvml import NvmlMeter
 
 
 def test_check_meter_compares_each_nvml_source_with_the_counter(monkeypatch):
@@ -25,7 +25,7 @@ def test_check_meter_compares_each_nvml_source_with_the_counter(monkeypatch):
     monkeypatch.setattr(check_meter, "in_fresh_process", loaded)
     monkeypatch.setattr(check_meter, "open_meter", lambda name, root, hz: NvmlMeter(nvml=nvml, power_source="instant"))
     monkeypatch.setattr(check_meter, "other_sources", lambda name, root, hz: {"average": NvmlMeter(nvml=nvml, power_source="average")})
-    result = CliRunner().invoke(check_meter.main, ["--meter", "nvml", "--load-s", "4"])
+    result = CliRunner().invoke(check_meter.command, ["--meter", "nvml", "--load-s", "4"])
     lines = result.output.splitlines()
     assert "sensor averaging: NVML_FI_DEV_POWER_INSTANT" in result.output
     instant = next(line for line in lines if line.startswith("instant: trapezoids"))

@@ -1,6 +1,6 @@
 import numpy as np
 
-from runtime.ctc import CTCDecoder
+from asr_engines.runtime.ctc import CTCDecoder
 
 VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "|", "A", "B", "L", "O", "H", "E"]
 decode = CTCDecoder(VOCABULARY, blank_id=0, word_delimiter="|", dropped_tokens=("<s>", "</s>", "<unk>", "<pad>"))

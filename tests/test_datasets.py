@@ -3,7 +3,7 @@ import json
 import pytest
 import soundfile
 
-from calibration.datasets import DatasetError, dataset_fingerprint, load_dataset
+from asr_engines.calibration.datasets import DatasetError, dataset_fingerprint, load_dataset
 
 
 def test_bundled_set_is_the_studys_70_utterances(utterances):

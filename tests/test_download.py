@@ -7,9 +7,9 @@ import tarfile
 import pytest
 from click.testing import CliRunner
 
-import calibration.download as download
-from calibration.__main__ import main as calibration_cli
-from calibration.datasets import load_dataset
+import asr_engines.calibration.download as download
+from asr_engines.calibration.datasets import load_dataset
+from asr_engines.commands.calibrate import command as calibration_cli
 
 
 def make_archive(folder, split="dev-clean"):
@@ -54,7 +54,7 @@ def test_noisy_copy_of_a_dataset(tmp_path, utterances):
     assert result.exit_code == 0, result.output
     noisy = load_dataset(tmp_path / "noisy")
     assert [u.text for u in noisy] == [u.text for u in utterances[:2]]
-    from calibration.noise import snr_db
+    from asr_engines.calibration.noise import snr_db
 
     clean, mixed = utterances[0].load(), noisy[0].load()
     assert abs(snr_db(clean, mixed - clean) - 10) < 0.3  # 16-bit FLAC rounding moves it a little

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from common.features import WhisperFrontEnd
-from common.variants import Precision
+from asr_engines.features import WhisperFrontEnd
+from asr_engines.variants import Precision
 
 
 def _session(path):
@@ -19,7 +19,7 @@ def _session(path):
 
 
 def test_sliced_positions_change_nothing_on_a_whole_window_and_take_shorter_inputs(tiny_whisper_onnx, speech, tmp_path):
-    from engines.encoder_positions import slice_positions
+    from asr_engines.engines.passes.encoder_positions import slice_positions
 
     slice_positions(tiny_whisper_onnx / "encoder_model.onnx", tmp_path / "sliced.onnx")
     features = WhisperFrontEnd()(speech)["input_features"]
@@ -36,8 +36,8 @@ def test_quantization_prepares_the_sliced_encoder_without_litter(tiny_whisper_on
     attempt leaves files in the working directory."""
     import onnx
 
-    from engines.encoder_positions import slice_positions
-    from engines.quantize import prepare
+    from asr_engines.engines.int8.quantize import prepare
+    from asr_engines.engines.passes.encoder_positions import slice_positions
 
     slice_positions(tiny_whisper_onnx / "encoder_model.onnx", tmp_path / "sliced.onnx")
     work = tmp_path / "cwd"
@@ -51,7 +51,7 @@ def test_quantization_prepares_the_sliced_encoder_without_litter(tiny_whisper_on
 def test_a_graph_without_one_positional_add_is_refused(tmp_path):
     from onnx import TensorProto, helper, save
 
-    from engines.encoder_positions import EncoderLayoutError, slice_positions
+    from asr_engines.engines.passes.encoder_positions import EncoderLayoutError, slice_positions
 
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 80, 3000])],
@@ -74,10 +74,10 @@ class FrameCount:
 
 @pytest.mark.parametrize("variant", ["fp32", "int8", "int8-qdq"])
 def test_a_trim_margin_feeds_the_audio_plus_the_margin(tiny_whisper_engines, utterances, variant):
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
 
-    sidecar = json.loads((tiny_whisper_engines / f"tiny-whisper-{variant}.json").read_text())
-    assert sidecar["build"]["encoder"]["sliced_positions"] is True
+    manifest = json.loads((tiny_whisper_engines / f"tiny-whisper-{variant}.json").read_text())
+    assert manifest["build"]["encoder"]["sliced_positions"] is True
     audio = [utterance.load() for utterance in utterances[:2]]
     whole = load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", threads=1, trim_margin_s=None)
     trimmed = load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", threads=1, trim_margin_s=2.0)
@@ -96,14 +96,14 @@ def test_a_trim_margin_feeds_the_audio_plus_the_margin(tiny_whisper_engines, utt
 def test_engines_that_cannot_trim_say_so(tiny_whisper_engines, tiny_engines, tmp_path):
     import shutil
 
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
 
     for path in tiny_whisper_engines.glob("tiny-whisper-fp32*"):
         shutil.copy(path, tmp_path / path.name)
     sidecar_path = tmp_path / "tiny-whisper-fp32.json"
-    sidecar = json.loads(sidecar_path.read_text())
-    del sidecar["build"]["encoder"]["sliced_positions"]  # as a TensorRT plan's sidecar reads
-    sidecar_path.write_text(json.dumps(sidecar))
+    manifest = json.loads(sidecar_path.read_text())
+    del manifest["build"]["encoder"]["sliced_positions"]  # as a TensorRT plan's manifest reads
+    sidecar_path.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="whole 30 s windows"):
         load_recognizer(sidecar_path, trim_margin_s=8.0)
     with pytest.raises(ValueError, match="at least 0 s"):
@@ -118,8 +118,8 @@ def test_each_encoder_precision_trims_by_its_measured_default(tiny_whisper_engin
     an engine that cannot trim is not asked to, and None always means the whole window."""
     import shutil
 
-    from runtime import load_recognizer
-    from runtime.whisper import DEFAULT_TRIM_MARGIN_S
+    from asr_engines import load_recognizer
+    from asr_engines.runtime.whisper import DEFAULT_TRIM_MARGIN_S
 
     assert DEFAULT_TRIM_MARGIN_S[Precision.FP32] == 8.0 and DEFAULT_TRIM_MARGIN_S[Precision.INT8] is None
     for variant, encoder in (("fp32", Precision.FP32), ("int8", Precision.FP32), ("int8-qdq", Precision.INT8)):
@@ -129,15 +129,15 @@ def test_each_encoder_precision_trims_by_its_measured_default(tiny_whisper_engin
         assert load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", trim_margin_s=None).trim_margin_s is None
     for path in tiny_whisper_engines.glob("tiny-whisper-fp32*"):
         shutil.copy(path, tmp_path / path.name)
-    sidecar = json.loads((tmp_path / "tiny-whisper-fp32.json").read_text())
-    del sidecar["build"]["encoder"]["sliced_positions"]  # as a TensorRT plan's sidecar reads
-    (tmp_path / "tiny-whisper-fp32.json").write_text(json.dumps(sidecar))
+    manifest = json.loads((tmp_path / "tiny-whisper-fp32.json").read_text())
+    del manifest["build"]["encoder"]["sliced_positions"]  # as a TensorRT plan's manifest reads
+    (tmp_path / "tiny-whisper-fp32.json").write_text(json.dumps(manifest))
     assert load_recognizer(tmp_path / "tiny-whisper-fp32.json").trim_margin_s is None
     assert load_recognizer(next(tiny_engines.glob("*-fp32.json"))).decoding()["chunk_s"] == 20.0
 
 
 def test_trim_margin_on_the_command_line():
-    from runtime.whisper import PRECISION_DEFAULT, parse_trim_margin
+    from asr_engines.runtime.whisper import PRECISION_DEFAULT, parse_trim_margin
 
     assert parse_trim_margin("8") == 8.0 and parse_trim_margin("off") is None
     assert parse_trim_margin("default") == PRECISION_DEFAULT
@@ -145,19 +145,21 @@ def test_trim_margin_on_the_command_line():
         parse_trim_margin("abc")
 
 
-def test_transcribe_takes_a_trim_margin(tiny_whisper_engines, utterances, capsys):
-    from runtime.transcribe import main
+def test_transcribe_takes_a_trim_margin(tiny_whisper_engines, utterances):
+    from click.testing import CliRunner
 
+    from asr_engines.commands.transcribe import command
+
+    engine = str(tiny_whisper_engines / "tiny-whisper-fp32.json")
     for margin in ("8", "off"):
-        assert main([str(tiny_whisper_engines / "tiny-whisper-fp32.json"), str(utterances[0].audio_path), "--trim-margin", margin]) == 0
-        assert capsys.readouterr().out.strip()
-    with pytest.raises(SystemExit):
-        main([str(tiny_whisper_engines / "tiny-whisper-fp32.json"), str(utterances[0].audio_path), "--trim-margin", "abc"])
-    assert "SECONDS, off or default, not 'abc'" in capsys.readouterr().err
+        result = CliRunner().invoke(command, [engine, str(utterances[0].audio_path), "--trim-margin", margin])
+        assert result.exit_code == 0 and result.output.strip()
+    result = CliRunner().invoke(command, [engine, str(utterances[0].audio_path), "--trim-margin", "abc"])
+    assert result.exit_code == 1 and "SECONDS, off or default, not 'abc'" in result.output
 
 
 def test_loop_test_tells_a_repeated_sentence_from_speech(utterances):
-    from runtime.whisper import LOOP_COMPRESSION_RATIO, compression_ratio
+    from asr_engines.runtime.whisper import LOOP_COMPRESSION_RATIO, compression_ratio
 
     assert all(compression_ratio(utterance.text) < LOOP_COMPRESSION_RATIO for utterance in utterances)
     assert compression_ratio("I had the pleasure of meeting him in society. " * 8) > LOOP_COMPRESSION_RATIO
@@ -166,7 +168,7 @@ def test_loop_test_tells_a_repeated_sentence_from_speech(utterances):
 def test_a_trimmed_window_that_loops_is_decoded_again_on_the_whole_window(tiny_whisper_engines, utterances):
     """Seen on noisy speech with tiny.en: a trimmed window repeats one sentence to max_length where the whole
     window reads it right. Here the trimmed decode of the second recording loops, so it alone is decoded again."""
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
 
     recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=8.0)
     sentence = recognizer._tokenizer.encode(" I had the pleasure of meeting him in society.").ids

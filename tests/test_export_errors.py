@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from export import ModelError, resolve_model
+from asr_engines.export import ModelError, resolve_model
 
 
 def test_a_non_speech_model_is_refused(tmp_path):
@@ -25,11 +25,11 @@ def test_an_unreachable_model_is_refused_at_once_saying_what_works_offline(monke
 
 
 def test_without_the_env_flag_one_probe_decides(monkeypatch):
-    import export.models
+    import asr_engines.export.models
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens there: the probe fails at once
-    assert not export.models.hub_reachable()
+    assert not asr_engines.export.models.hub_reachable()
     with pytest.raises(ModelError, match="not reachable from here"):
         resolve_model("nobody/no-such-model")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.sidecar import read_sidecar
+from asr_engines.manifest import load_manifest
 
 
 def _op_types(model) -> dict[str, int]:
@@ -51,7 +51,7 @@ def _run(model, x):
 
 
 def test_a_dequantized_gelu_chain_becomes_one_gelu_with_the_same_values():
-    from engines.fusions import fuse_dequantized_gelu
+    from asr_engines.engines.passes.fusions import fuse_dequantized_gelu
 
     x = np.linspace(-6, 6, 64, dtype=np.float32)[np.newaxis]
     chain = _model(dequantized=True)
@@ -62,7 +62,7 @@ def test_a_dequantized_gelu_chain_becomes_one_gelu_with_the_same_values():
 
 
 def test_a_chain_that_reads_a_float_node_is_left_for_onnx_runtime_to_fuse():
-    from engines.fusions import fuse_dequantized_gelu
+    from asr_engines.engines.passes.fusions import fuse_dequantized_gelu
 
     model = _model(dequantized=False)
     before = _op_types(model)
@@ -76,7 +76,7 @@ def test_only_the_cpu_int8_engine_carries_fused_gelu(tiny_engines, form):
 
     name = "tiny-int8" if form == "cpu" else "tiny-int8-qdq"
     ops = _op_types(onnx.load(str(tiny_engines / f"{name}.onnx"), load_external_data=False))
-    fused = read_sidecar(tiny_engines / f"{name}.json")["build"]["model"]["fused_gelu"]
+    fused = load_manifest(tiny_engines / f"{name}.json").build["model"]["fused_gelu"]
     if form == "cpu":  # the tiny model's quantized convs have no bias: their GELU reads a DequantizeLinear
         assert fused > 0 and ops["com.microsoft:Gelu"] == fused
     else:

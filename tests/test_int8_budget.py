@@ -10,12 +10,12 @@ import numpy as np
 import onnx
 import pytest
 
-from calibration.stream import calibration_stream
-from common.features import CTCFrontEnd
-from engines.assets import read_exported_model
-from engines.int8_budget import Int8Budget, decide_int8, node_sensitivity
-from engines.qdq import only_quantized, quantized_nodes, with_float_nodes
-from engines.quantize import INT8_FORMS, float_nodes, prepare, quantize_prepared
+from asr_engines.calibration.stream import calibration_stream
+from asr_engines.engines.assets import read_exported_model
+from asr_engines.engines.int8.budget import Int8Budget, decide_int8, node_sensitivity
+from asr_engines.engines.int8.quantize import INT8_FORMS, float_nodes, prepare, quantize_prepared
+from asr_engines.engines.passes.qdq import only_quantized, quantized_nodes, with_float_nodes
+from asr_engines.features import CTCFrontEnd
 
 HARMED = "/encoder/attention/v_proj/MatMul"
 
@@ -24,7 +24,7 @@ HARMED = "/encoder/attention/v_proj/MatMul"
 def outlier_export(tmp_path_factory) -> Path:
     """check_device's small CTC model with one weight of the value projection 300 times its neighbours: per-tensor
     int8 weights (the CPU form) then round that MatMul's other weights to zero."""
-    from check_device.tiny_model import tiny_ctc_graph, write_tiny_export
+    from asr_engines.check_device.tiny_model import tiny_ctc_graph, write_tiny_export
 
     folder = write_tiny_export(tmp_path_factory.mktemp("outlier") / "onnx")
     model = tiny_ctc_graph()
@@ -97,7 +97,7 @@ def test_a_float_node_sharing_an_initializer_the_quantizer_dequantizes_gets_its_
 def test_a_softmax_input_is_taken_out_of_q_dq():
     from onnx import TensorProto, helper, numpy_helper
 
-    from engines.qdq import with_float_softmax_inputs
+    from asr_engines.engines.passes.qdq import with_float_softmax_inputs
 
     io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [2, 2]) for name in ("a", "b", "p")]
     model = helper.make_model(helper.make_graph(
@@ -158,34 +158,34 @@ def test_a_budget_that_cannot_be_met_says_so_and_keeps_the_cost(outlier_export, 
 
 def test_without_a_budget_the_rule_decides_and_every_backend_gets_one_list(tiny_onnx, stream, tmp_path):
     """No probe: the rule's float nodes, computed once, reach both int8 forms (the CPU file and the TensorRT Q/DQ
-    file) and the sidecar says no budget was applied."""
-    from engines.build import CalibrationSettings, build_engines
-    from engines.builder import make_builder
+    file) and the manifest says no budget was applied."""
+    from asr_engines.engines.backends import make_builder
+    from asr_engines.engines.build import CalibrationSettings, build_engines
 
-    sidecars = build_engines(tiny_onnx, tmp_path, make_builder("onnxruntime"), ["int8"], CalibrationSettings(count=4),
+    manifests = build_engines(tiny_onnx, tmp_path, make_builder("onnxruntime"), ["int8"], CalibrationSettings(count=4),
                              progress=False)
-    cpu, qdq = (json.loads(path.read_text()) for path in sidecars)
+    cpu, qdq = (json.loads(path.read_text()) for path in manifests)
     assert cpu["build"]["model"]["float_nodes"] == qdq["build"]["model"]["float_nodes"]
     assert cpu["int8_budget"] is None and "/wav2vec2/feature_extractor/conv_layers.0/conv/Conv" in cpu["build"]["model"]["float_nodes"]
     # attention scores stay float in both forms (ONNX Runtime's quantizer had put Q/DQ between them and the Softmax)
-    for sidecar in (cpu, qdq):
-        model = onnx.load(str(tmp_path / sidecar["files"]["model"]))
+    for manifest in (cpu, qdq):
+        model = onnx.load(str(tmp_path / manifest["files"]["model"]))
         producers = {output: node.op_type for node in model.graph.node for output in node.output}
         softmax_inputs = [producers[node.input[0]] for node in model.graph.node if node.op_type == "Softmax"]
         assert softmax_inputs and "DequantizeLinear" not in softmax_inputs
-        assert sidecar["build"]["model"]["softmax_inputs"] == "float"
+        assert manifest["build"]["model"]["softmax_inputs"] == "float"
 
 
 @pytest.mark.slow
 def test_whisper_tiny_en_int8_within_its_budget(tmp_path):
     """Real weights: the guarded int8 engine costs at most 0.5 WER points over fp32 on held-out clean and noisy
-    audio, or its sidecar says by how much it does not."""
+    audio, or its manifest says by how much it does not."""
     from conftest import SHARED_WHISPER
 
-    from engines.build import build_engines
-    from engines.builder import make_builder
-    from export import export_onnx, resolve_model
-    from measure.int8_probe import held_out_probe
+    from asr_engines.engines.backends import make_builder
+    from asr_engines.engines.build import build_engines
+    from asr_engines.export import export_onnx, resolve_model
+    from asr_engines.measure.int8_probe import held_out_probe
 
     if not SHARED_WHISPER.is_dir():
         pytest.skip(f"no real Whisper weights at {SHARED_WHISPER}")

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.chunking import Span, chunk_spans, chunked_logits
-from runtime.ctc import CTCDecoder
-from runtime.whisper_timestamps import TimestampRules
+from asr_engines.runtime.chunking import Span, chunk_spans, chunked_logits
+from asr_engines.runtime.ctc import CTCDecoder
+from asr_engines.runtime.whisper_timestamps import TimestampRules
 
 FRAME = 320  # samples per CTC frame, as wav2vec2's
 VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
@@ -63,7 +63,7 @@ def test_a_real_ctc_engine_reads_a_long_recording_in_chunks(tiny_engines, uttera
     """The tiny random wav2vec2 on 45 s of real speech: chunked (20 s, 4 s strides) against one whole-file run,
     per frame. Random weights amplify the chunks' own normalisation, so the bound is loose; the benchmark states
     the figure for wav2vec2-base."""
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
 
     recognizer = load_recognizer(tiny_engines / "tiny-fp32.json", threads=1)
     audio = np.concatenate([utterance.load() for utterance in utterances[:10]])[: 45 * 16000]
@@ -77,8 +77,8 @@ def test_a_real_ctc_engine_reads_a_long_recording_in_chunks(tiny_engines, uttera
 
 PEAK_RSS = """
 import sys, numpy as np
-from runtime import load_recognizer
-from measure.memory import max_rss_mb
+from asr_engines import load_recognizer
+from asr_engines.measure.memory import max_rss_mb
 recognizer = load_recognizer(sys.argv[1], threads=1)
 audio = np.random.default_rng(0).uniform(-0.3, 0.3, int(float(sys.argv[2]) * 16000)).astype(np.float32)
 recognizer.transcribe(audio)
@@ -135,18 +135,18 @@ def test_whisper_long_form_matches_transformers_where_speech_ends_mid_window(utt
     from conftest import SHARED_WHISPER
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from engines.build import build_engines
-    from engines.builder import make_builder
-    from export import export_onnx, resolve_model
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
+    from asr_engines.engines.backends import make_builder
+    from asr_engines.engines.build import build_engines
+    from asr_engines.export import export_onnx, resolve_model
 
     if not SHARED_WHISPER.is_dir():
         pytest.skip(f"no real Whisper weights at {SHARED_WHISPER}")
     export_onnx(resolve_model(str(SHARED_WHISPER)), tmp_path / "onnx", check=False)
-    (sidecar,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
+    (manifest,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
     audio = np.concatenate([utterance.load() for utterance in utterances[:3]] + [np.zeros(25 * 16000, np.float32)])
     assert 30 < len(audio) / 16000 < 45
-    recognizer = load_recognizer(sidecar, threads=2, trim_margin_s=None)  # long-form reads whole windows; so does `alone`
+    recognizer = load_recognizer(manifest, threads=2, trim_margin_s=None)  # long-form reads whole windows; so does `alone`
     ours = recognizer.transcribe(audio)
     processor = WhisperProcessor.from_pretrained(SHARED_WHISPER)
     model = WhisperForConditionalGeneration.from_pretrained(SHARED_WHISPER, dtype=torch.float32).eval()
@@ -166,12 +166,12 @@ def test_the_bench_takes_a_long_recording_as_a_dataset_row(tiny_engines, utteran
     import soundfile
     from click.testing import CliRunner
 
-    from measure import bench
+    from asr_engines.commands import bench
 
     joined = np.concatenate([utterance.load() for utterance in utterances[:14]])
     soundfile.write(tmp_path / "long.flac", joined, 16000)
     (tmp_path / "long.jsonl").write_text(json.dumps({"audio": "long.flac", "text": " ".join(u.text for u in utterances[:14])}) + "\n")
-    result = CliRunner().invoke(bench.main, [
+    result = CliRunner().invoke(bench.command, [
         str(tiny_engines / "tiny-int8.json"), "--dataset", str(tmp_path / "long.jsonl"), "--noise", "none", "--warmup", "0",
         "--meter", "none", "--baseline-s", "0", "--threads", "1", "--out", str(tmp_path / "out"), "--no-progress",
         "--store", str(tmp_path / "store.sqlite")])

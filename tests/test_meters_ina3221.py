@@ -6,10 +6,9 @@ import time
 
 import pytest
 
-from measure.meters import open_meter
-from measure.meters.ina3221 import Ina3221Meter, NoSensorError
-
-from sysfs_fakes import FakeBoard, TraceDriver, sine_trace
+from asr_engines.measure.meters import open_meter
+from asr_engines.measure.meters.ina3221 import Ina3221Meter, NoSensorError
+from stand_ins.sysfs import FakeBoard, TraceDriver, sine_trace
 
 RAILS = {
     "orin-nano": {"VDD_IN": 6.0, "VDD_CPU_GPU_CV": 2.5, "VDD_SOC": 1.5},

@@ -6,9 +6,9 @@ import types
 import numpy as np
 import pytest
 
-from measure.meters import integrate
-from measure.meters.rapl import RaplMeter, RaplUnavailable
-from measure.meters.tegrastats import parse_line, replay, replay_energy
+from asr_engines.measure.meters import integrate
+from asr_engines.measure.meters.rapl import RaplMeter, RaplUnavailable
+from asr_engines.measure.meters.tegrastats import parse_line, replay, replay_energy
 
 JETPACK = {
     "jp4": ("RAM 1654/3964MB (lfb 77x4MB) SWAP 0/1982MB CPU [12%@1479,5%@1479,off,off] EMC_FREQ 0% GR3D_FREQ 0% "
@@ -144,7 +144,7 @@ class StandInNvml(types.SimpleNamespace):
 
 def measure_load_window(nvml, power_source="auto"):
     """The 1 s load step measured as the bench measures a pass: a window from its start to its end."""
-    from measure.meters.nvml import NvmlMeter
+    from asr_engines.measure.meters.nvml import NvmlMeter
 
     meter = NvmlMeter(nvml=nvml, sample_hz=100, power_source=power_source)
     meter.start()
@@ -172,7 +172,7 @@ def test_nvml_falls_back_to_the_average_and_says_so():
     assert meter.power_source == "average" and "1 s moving average" in meter.averaging
     assert result.counter_energy_j["total"] == pytest.approx(exact, rel=0.02)
     assert result.total_j < 0.8 * exact  # the averaged power lags the step: trapezoids of it fall short
-    from measure.meters.nvml import NvmlUnavailable
+    from asr_engines.measure.meters.nvml import NvmlUnavailable
 
     with pytest.raises(NvmlUnavailable, match="no NVML_FI_DEV_POWER_INSTANT"):
         measure_load_window(StandInNvml(instant=False), power_source="instant")

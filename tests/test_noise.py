@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from calibration.noise import NoiseMixer, NoiseSpecError, parse_noise, snr_db
+from asr_engines.calibration.noise import NoiseMixer, NoiseSpecError, parse_noise, snr_db
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +78,12 @@ def test_one_canonical_text_per_condition():
 
 
 def test_the_noisy_files_are_the_benchs_first_draw(tmp_path, utterances):
-    """`python -m calibration noisy --seed 4` writes what the bench's draw 0 of seed 4 adds."""
+    """`asr-engines calibrate noisy --seed 4` writes what the bench's draw 0 of seed 4 adds."""
     from click.testing import CliRunner
 
-    from calibration.__main__ import main
-    from calibration.noise import noisy_draw
-    from measure.measurement import BenchSettings, _noisy_sets
+    from asr_engines.calibration.noise import noisy_draw
+    from asr_engines.commands.calibrate import command as main
+    from asr_engines.measure.measurement import BenchSettings, _noisy_sets
 
     dataset = tmp_path / "three"
     dataset.mkdir()
@@ -93,7 +93,7 @@ def test_the_noisy_files_are_the_benchs_first_draw(tmp_path, utterances):
     result = CliRunner().invoke(main, ["noisy", "--dataset", str(dataset), "--noise", "white:5 dB", "--seed", "4",
                                        "--out", str(tmp_path / "noisy")])
     assert result.exit_code == 0 and "white:5dB noise" in result.output
-    from calibration.datasets import load_dataset
+    from asr_engines.calibration.datasets import load_dataset
 
     clean = load_dataset(dataset)
     settings = BenchSettings(dataset=str(dataset), noise=parse_noise("white:5dB"), noise_draws=2, seed=4)

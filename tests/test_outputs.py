@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common.files import STAGING_PREFIX, staging_dir
+from asr_engines.files import STAGING_PREFIX, staging_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Beside the tiny engines' own files: what Whisper, TensorRT and an interrupted build leave in engines/.

@@ -12,7 +12,7 @@ cuda = pytest.importorskip("pycuda.driver", reason="pycuda is not installed (it 
 @pytest.fixture(scope="module")
 def memory():
     try:
-        from runtime.tensorrt_engine import PycudaMemory
+        from asr_engines.runtime.tensorrt_engine import PycudaMemory
     except Exception as error:  # no driver or no device: nothing to test here
         pytest.skip(f"no CUDA device: {error}")
 
@@ -85,7 +85,7 @@ class StandInContext:
 
 
 def test_round_trip_and_reuse_on_the_gpu(memory):
-    from runtime.tensorrt_engine import IOBuffers
+    from asr_engines.runtime.tensorrt_engine import IOBuffers
 
     context = StandInContext()
     buffers = IOBuffers(StandInEngine(), context, memory, "IN", lambda dtype: dtype)
@@ -114,9 +114,8 @@ def test_tensorrt_engine_on_gpu_memory(memory, tiny_onnx, speech):
     the graph with ONNX Runtime on what it copies out of device memory."""
     import onnxruntime
 
-    from engines.profiles import dimension_ranges, graph_profile
-
-    from tensorrt_stand_ins import stand_in_engine
+    from asr_engines.engines.profiles import dimension_ranges, graph_profile
+    from stand_ins.tensorrt import stand_in_engine
 
     ranges = dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0), (None, None, 8.0))
     profile = graph_profile(tiny_onnx / "model.onnx", ranges)
@@ -141,22 +140,21 @@ def test_whisper_keeps_its_cache_on_the_gpu(memory, tmp_path_factory):
         pytest.skip(f"no Whisper tokenizer at {SHARED_WHISPER}")
     import json
 
-    from engines.build import build_engines
-    from engines.builder import make_builder
-    from engines.sidecar import read_sidecar
-    from export import export_onnx, resolve_model
-
-    from tensorrt_stand_ins import bytes_per_token, stand_in_whisper
+    from asr_engines.engines.backends import make_builder
+    from asr_engines.engines.build import build_engines
+    from asr_engines.export import export_onnx, resolve_model
+    from asr_engines.manifest import load_manifest
+    from stand_ins.tensorrt import bytes_per_token, stand_in_whisper
 
     onnx_dir = tmp_path_factory.mktemp("gpu-whisper") / "onnx"
     export_onnx(resolve_model(str(SHARED_WHISPER)), onnx_dir, check=False)
-    (sidecar,) = build_engines(onnx_dir, onnx_dir.parent / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
-    from calibration.datasets import load_dataset
-    from runtime import load_recognizer
+    (manifest,) = build_engines(onnx_dir, onnx_dir.parent / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
+    from asr_engines import load_recognizer
+    from asr_engines.calibration.datasets import load_dataset
 
     audio = load_dataset()[0].load()
-    on_gpu, _, log = stand_in_whisper(onnx_dir, read_sidecar(sidecar), memory=memory)
-    assert on_gpu.generate(audio) == load_recognizer(sidecar, threads=2, trim_margin_s=None).generate(audio)
+    on_gpu, _, log = stand_in_whisper(onnx_dir, load_manifest(manifest), memory=memory)
+    assert on_gpu.generate(audio) == load_recognizer(manifest, threads=2, trim_margin_s=None).generate(audio)
     h2d, d2h = bytes_per_token(log)
     print(json.dumps({"h2d_bytes_per_token": h2d, "d2h_bytes_per_token": d2h}))
     assert h2d <= 64 * 1024 and d2h <= 256 * 1024

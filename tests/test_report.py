@@ -6,10 +6,11 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from measure import bench, report
-from measure.results import BenchRow
-from measure.selection import filter_rows, latest, pareto_front, pick
-from measure.store import StoreError, append_rows, load_rows
+from asr_engines.commands import bench, report
+from asr_engines.measure.report import write_report
+from asr_engines.measure.results import BenchRow
+from asr_engines.measure.selection import filter_rows, latest, pareto_front, pick
+from asr_engines.measure.store import StoreError, append_rows, load_rows
 
 
 def make_row(engine="m-fp32", **changes) -> BenchRow:
@@ -31,12 +32,12 @@ def make_row(engine="m-fp32", **changes) -> BenchRow:
 @pytest.fixture(scope="module")
 def store_from_two_runs(tiny_engines, tmp_path_factory):
     """Two bench runs of the tiny engines on a fake Orin Nano: fp32 + int8, then fp16 + int8."""
-    from sysfs_fakes import FakeBoard
+    from stand_ins.sysfs import FakeBoard
 
     folder = tmp_path_factory.mktemp("store")
     FakeBoard(folder / "root", "orin-nano").set_power("VDD_IN", 7.5)
     for engines in (["tiny-fp32", "tiny-int8"], ["tiny-fp16", "tiny-int8"]):
-        result = CliRunner().invoke(bench.main, [
+        result = CliRunner().invoke(bench.command, [
             *(str(tiny_engines / f"{name}.json") for name in engines), "--limit", "2", "--noise-draws", "2",
             "--meter", "ina3221", "--meter-root", str(folder / "root"), "--baseline-s", "0", "--threads", "1",
             "--out", str(folder / "out"), "--store", str(folder / "store.sqlite"), "--no-progress",
@@ -55,7 +56,7 @@ def test_store_keeps_every_run(store_from_two_runs):
 
 def test_report_figures_plot_the_stored_numbers(store_from_two_runs, tmp_path):
     rows = latest(load_rows(store_from_two_runs))
-    written = report.write_report(rows, tmp_path, store_from_two_runs)
+    written = write_report(rows, tmp_path, store_from_two_runs)
     assert all(figure.path.stat().st_size > 1000 for figure in written.values())
     wer = written["WER clean vs noisy (study Fig. 4)"].series
     assert wer["WER %|clean"] == pytest.approx([row.wer_clean for row in rows])
@@ -106,7 +107,7 @@ def test_filters():
 def test_pick_from_the_command_line(tmp_path):
     store = tmp_path / "s.sqlite"
     append_rows([make_row("a-fp32", energy_net_j=90.0), make_row("a-int8", energy_net_j=50.0, wer_clean=5.5)], store)
-    result = CliRunner().invoke(report.main, ["--store", str(store), "--pick", "--max-wer", "8", "--max-memory-mb", "2000"])
+    result = CliRunner().invoke(report.command, ["--store", str(store), "--pick", "--max-wer", "8", "--max-memory-mb", "2000"])
     assert result.exit_code == 0 and "pick: a-int8" in result.output
     assert "a-fp32: fits, but 90.00 J > 50.00 J of a-int8" in result.output
 
@@ -140,7 +141,7 @@ def test_corrupt_and_locked_stores_say_so(tmp_path):
     finally:
         holder.rollback()
         holder.close()
-    result = CliRunner().invoke(report.main, ["--store", str(tmp_path / "missing.sqlite")])
+    result = CliRunner().invoke(report.command, ["--store", str(tmp_path / "missing.sqlite")])
     assert result.exit_code != 0 and "no results store here" in result.output
 
 
@@ -159,7 +160,7 @@ def test_a_store_locked_for_a_while_is_waited_for(tmp_path):
 def test_the_bench_says_last_when_rows_did_not_reach_the_store(tiny_engines, tmp_path):
     corrupt = tmp_path / "corrupt.sqlite"
     corrupt.write_bytes(b"this is not sqlite" * 100)
-    result = CliRunner().invoke(bench.main, [
+    result = CliRunner().invoke(bench.command, [
         str(tiny_engines / "tiny-int8.json"), "--limit", "1", "--noise", "none", "--meter", "none", "--baseline-s", "0",
         "--threads", "1", "--out", str(tmp_path / "out"), "--store", str(corrupt), "--no-progress"])
     assert result.exit_code == 1
@@ -187,7 +188,7 @@ def test_an_unmeasured_row_never_pushes_a_measured_one_off_the_front():
 
 
 def test_memory_picks_use_the_engines_own_process_never_a_contaminated_system_figure():
-    from measure.selection import memory_doubt, memory_mb
+    from asr_engines.measure.selection import memory_doubt, memory_mb
 
     busy_machine = make_row("c-fp32", device="cpu", peak_rss_mb=940, system_mem_mb=19341,
                             system_mem_note="contaminated: other processes' memory rose by 18400 MB during the run")
@@ -209,7 +210,7 @@ def test_report_says_each_no_meter_reason_once_and_shows_missing_energy_as_such(
              "rapl: no RAPL zones under /sys/class/powercap)"
     rows = [make_row(f"m-{variant}", variant=variant, precision=variant.split("-")[0], energy_j=None, energy_net_j=None,
                      energy_note=reason, meter="none") for variant in ("fp32", "int8", "int8-qdq")]
-    written = report.write_report(rows, tmp_path, tmp_path / "s.sqlite")
+    written = write_report(rows, tmp_path, tmp_path / "s.sqlite")
     text = (tmp_path / "report.md").read_text()
     assert text.count(reason) == 1 and text.count("not measured (1)") == 3
     energy = written["Energy per precision (study Fig. 5)"]

@@ -15,7 +15,7 @@ class Refuse:
 
 sys.meta_path.insert(0, Refuse())
 import numpy as np
-from runtime import load_engine, load_recognizer
+from asr_engines import load_engine, load_recognizer
 
 recognizer = load_recognizer(sys.argv[1], threads=1)
 text = recognizer.transcribe(np.random.default_rng(0).uniform(-0.3, 0.3, 32000).astype(np.float32))
@@ -27,8 +27,8 @@ print(type(text).__name__, logits.shape, heavy)
 
 
 def test_runtime_transcribes_without_torch_or_transformers(tiny_engines):
-    sidecar = tiny_engines / "tiny-int8.json"
-    result = subprocess.run([sys.executable, "-c", APP, str(sidecar), str(tiny_engines / "tiny-fp32.onnx")],
+    manifest = tiny_engines / "tiny-int8.json"
+    result = subprocess.run([sys.executable, "-c", APP, str(manifest), str(tiny_engines / "tiny-fp32.onnx")],
                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[0] == "str (1, 49, 32) []"

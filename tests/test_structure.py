@@ -1,57 +1,119 @@
-"""The import graph says what the README's picture says: data flows one way through the stages, and the
-pieces every stage uses sit in `common/` at the bottom. Found from the code's own imports, so a new arrow
-that runs back up fails here without anyone updating a list."""
+"""The import graph says what docs/architecture.md says: one namespace, data flowing one way through the stages,
+the shared modules at the bottom and the commands on top, no circles. Found from the code's own imports (lazy ones
+count too), so a new arrow that runs back up fails here without anyone updating a list."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
+import tomllib
+
 ROOT = Path(__file__).resolve().parents[1]
-#: Bottom to top. A module may import its own stage and the stages below it, never one above.
-STAGES = ("common", "export", "calibration", "engines", "runtime", "measure", "check_device")
-#: `python -m runtime.bench` is the command users type; the bench itself measures, so it lives in measure.
-COMMAND_ALIASES = {"runtime.bench": "measure.bench"}
-BACKEND_FILES = {"engines.onnxruntime_build", "engines.tensorrt_build", "runtime.onnxruntime_engine", "runtime.tensorrt_engine"}
+PACKAGE_DIRS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+#: Bottom to top. A module may import its own layer and the layers below it, never one above.
+STAGES = ("export", "calibration", "engines", "runtime", "measure")
+TOP = ("asr_engines.check_device", "asr_engines.commands", "asr_engines.cli", "asr_engines.__main__")
+BACKEND_MODULES = {"asr_engines.engines.trt.builder", "asr_engines.engines.onnxrt.builder",
+                   "asr_engines.runtime.onnxruntime_engine", "asr_engines.runtime.tensorrt_engine"}
+REGISTRIES = {"asr_engines.engines.backends", "asr_engines.runtime.backends"}
 
 
-def imports() -> dict[str, set[str]]:
-    """module -> the first-party modules it imports (at any depth: lazy imports count too)."""
+def module_files() -> dict[str, Path]:
+    """Every module of the namespace -> its file, through pyproject's package-dir mapping."""
+    roots = {"asr_engines": ROOT / "asr_engines", **{package: ROOT / folder for package, folder in PACKAGE_DIRS.items()}}
     found = {}
-    for stage in STAGES:
-        for path in (ROOT / stage).rglob("*.py"):
-            module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-            names = set()
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Import):
-                    names |= {alias.name for alias in node.names}
-                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    names.add(node.module)
-            found[module] = {name for name in names if name.split(".")[0] in STAGES}
+    for package, folder in roots.items():
+        for path in folder.rglob("*.py"):
+            parts = path.relative_to(folder).with_suffix("").parts
+            found[".".join((package, *parts)).removesuffix(".__init__")] = path
     return found
 
 
-def test_no_stage_reaches_up():
-    """Library modules import their own stage and those below. Commands (`__main__`) may wire later stages in,
-    as `python -m engines` hands the build measure's WER probe; no library module does."""
+def imports() -> dict[str, set[str]]:
+    """module -> the namespace's modules it imports (at any depth: lazy imports count too)."""
+    files = module_files()
+    graph = {}
+    for module, path in files.items():
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        graph[module] = {name for name in names if name in files and name != module}
+    return graph
+
+
+def layer(module: str) -> int:
+    """0: the shared modules; 1..5: the stages; 6: the commands and the hardware check; 7: the package's face."""
+    if module == "asr_engines":
+        return 7
+    if module.startswith(TOP):
+        return 6
+    stage = module.split(".")[1]
+    return STAGES.index(stage) + 1 if stage in STAGES else 0
+
+
+def test_the_walk_sees_the_whole_namespace():
     graph = imports()
-    assert len(graph) > 40 and "measure.bench" in graph  # the walk saw the code
-    upward = [f"{module} -> {target}" for module, targets in graph.items() for target in targets
-              if STAGES.index(target.split(".")[0]) > STAGES.index(module.split(".")[0])
-              and COMMAND_ALIASES.get(module) != target and not module.endswith("__main__")]
+    assert len(graph) > 60 and "asr_engines.measure.bench" in graph and "asr_engines.features" in graph
+
+
+def test_no_module_reaches_up():
+    graph = imports()
+    upward = [f"{module} -> {target}" for module, targets in graph.items() for target in targets if layer(target) > layer(module)]
     assert upward == []
-    assert graph["runtime.bench"] == {"common.extras", "measure.bench"}  # the alias is only that, behind its extras check
 
 
-def test_common_depends_on_no_stage():
+def test_no_import_circles():
+    """No module reaches itself through imports (a registry sits apart from the base types its plug-ins import)."""
     graph = imports()
-    assert all(target.startswith("common") for module, targets in graph.items() if module.startswith("common") for target in targets)
+    circles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in sorted(graph[module]):
+            if target in path:
+                circles.append(" -> ".join(path[path.index(target):] + [target]))
+            elif target not in seen:
+                seen.add(target)
+                visit(target, path + [target])
+
+    seen: set[str] = set()
+    for start in sorted(graph):
+        if start not in seen:
+            seen.add(start)
+            visit(start, [start])
+    assert circles == []
+
+
+def test_the_runtime_imports_no_engines_module():
+    """An app's runtime reads engines through the manifest in the bottom layer, never the build stage."""
+    graph = imports()
+    reaching = [f"{module} -> {target}" for module, targets in graph.items() if module.startswith("asr_engines.runtime")
+                for target in targets if target.startswith("asr_engines.engines")]
+    assert reaching == []
 
 
 def test_backends_are_reached_only_through_their_registries():
-    """Code outside a backend's own files names it only in the registry that loads it by name."""
+    """Code outside a backend's own files names it only in the registry that loads it by name (and the hardware
+    check, which checks TensorRT itself)."""
     graph = imports()
-    registries = {"engines.builder", "runtime.engine"}
-    reaching = [f"{module} -> {target}" for module, targets in graph.items() for target in targets & BACKEND_FILES
-                if module not in registries | BACKEND_FILES and not module.startswith("check_device")]
+    reaching = [f"{module} -> {target}" for module, targets in graph.items() for target in targets & BACKEND_MODULES
+                if module not in REGISTRIES | BACKEND_MODULES and not module.startswith(TOP)]
     assert reaching == []
+
+
+def test_the_checkout_alias_imports_nothing_of_ours():
+    """`python -m runtime.bench` only hands its command line to `asr-engines bench`."""
+    assert imports()["asr_engines.runtime.bench"] == set()
+
+
+def test_precision_names_go_through_the_precision_type():
+    """Precision and variant names are spelled as strings in asr_engines/variants.py and a few places that read
+    other programs' names (TensorRT's layer types, ONNX Runtime's tensor types); everywhere else through the types."""
+    literal = re.compile(r"[\"'](fp32|fp16|int8|int8-qdq|int8-dynamic)[\"']")
+    sources = [path for path in module_files().values()] + list((ROOT / "benchmarks").glob("*.py"))
+    count = sum(len(literal.findall(path.read_text())) for path in sources)
+    assert count <= 15, count

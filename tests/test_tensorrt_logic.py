@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.stream import CalibrationStream, calibration_stream
-from common.features import CTCFrontEnd
-from common.variants import Variant
-from engines.builder import BuilderUnavailable, make_builder
-from engines.profiles import audio_range, dimension_ranges, graph_profile, shape_profile
-from engines.tensorrt_settings import (
+from asr_engines.calibration.stream import CalibrationStream, calibration_stream
+from asr_engines.engines.backends import make_builder
+from asr_engines.engines.builder import BuilderUnavailable
+from asr_engines.engines.profiles import audio_range, dimension_ranges, graph_profile, shape_profile
+from asr_engines.engines.trt.rules import (
     PrecisionMissing,
     calibration_batches,
     check_int8_ran,
@@ -21,8 +20,11 @@ from engines.tensorrt_settings import (
     strongly_typed,
     workspace_bytes,
 )
-from runtime.engine import EngineError, load_engine
-from runtime.tensorrt_engine import check_plan_compatibility, plan_mismatches
+from asr_engines.features import CTCFrontEnd
+from asr_engines.runtime.backends import load_engine
+from asr_engines.runtime.engine import EngineError
+from asr_engines.runtime.tensorrt_engine import check_plan_compatibility, plan_mismatches
+from asr_engines.variants import Variant
 
 
 def test_profile_covers_the_dataset(utterances, tiny_onnx):
@@ -149,7 +151,7 @@ def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
     output shapes, reuse) over a stand-in plan that runs the tiny wav2vec2 with ONNX Runtime."""
     import onnxruntime
 
-    from tensorrt_stand_ins import stand_in_engine
+    from stand_ins.tensorrt import stand_in_engine
 
     profile = graph_profile(tiny_onnx / "model.onnx", dimension_ranges("ctc", "model", tiny_onnx, (1.0, 4.0, 8.0), (None, None, 8.0)))
     engine, memory = stand_in_engine(tiny_onnx / "model.onnx", profile.shapes, declared={"input_values": np.float16})
@@ -175,11 +177,11 @@ def test_tensorrt_engine_runs_a_real_graph_on_stand_ins(tiny_onnx, speech):
 def test_check_device_compares_a_models_plans_with_onnxruntime_by_wer(tiny_onnx, tmp_path, monkeypatch, capsys):
     """`make check-device CHECK_ONNX=...` logic, with ONNX Runtime standing in for the TensorRT builder: each
     precision built and judged as its own steps."""
-    import engines.builder
-    from check_device.__main__ import Checks, _check_model
+    import asr_engines.engines.backends
+    from asr_engines.commands.check_device import Checks, _check_model
 
-    onnxruntime_builder = engines.builder.make_builder("onnxruntime")
-    monkeypatch.setattr(engines.builder, "make_builder", lambda backend="auto", tensorrt=None: onnxruntime_builder)
+    onnxruntime_builder = asr_engines.engines.backends.make_builder("onnxruntime")
+    monkeypatch.setattr(asr_engines.engines.backends, "make_builder", lambda backend="auto", tensorrt=None: onnxruntime_builder)
     checks = Checks()
     _check_model(checks, tiny_onnx, tmp_path, count=2)
     lines = capsys.readouterr().out.splitlines()
@@ -204,8 +206,8 @@ class Refuse:
         if name.split(".")[0] in {"torch", "transformers", "optimum"}:
             raise ImportError(f"{name} is not in a Jetson venv")
 sys.meta_path.insert(0, Refuse())
-sys.argv = ["check_device"]
-runpy.run_module("check_device", run_name="__main__")
+from asr_engines.cli import main
+main(["check-device"], prog_name="asr-engines")
 """
     result = subprocess.run([sys.executable, "-c", refuse], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
                             timeout=300)
@@ -220,11 +222,11 @@ runpy.run_module("check_device", run_name="__main__")
 def test_check_device_builds_runs_and_judges_each_precision_apart(tmp_path, monkeypatch, capsys):
     """`make check-device`'s steps on its small CTC model, with ONNX Runtime standing in for TensorRT: each
     precision built, run (timed, buffers reused at 4 s) and judged on its own line; int8 against fp32."""
-    import engines.builder
-    from check_device.__main__ import Checks, _check_tiny_plans, _tiny_model
+    import asr_engines.engines.backends
+    from asr_engines.commands.check_device import Checks, _check_tiny_plans, _tiny_model
 
-    onnxruntime_builder = engines.builder.make_builder("onnxruntime")
-    monkeypatch.setattr(engines.builder, "make_builder", lambda backend="auto", tensorrt=None: onnxruntime_builder)
+    onnxruntime_builder = asr_engines.engines.backends.make_builder("onnxruntime")
+    monkeypatch.setattr(asr_engines.engines.backends, "make_builder", lambda backend="auto", tensorrt=None: onnxruntime_builder)
     checks = Checks()
     tiny = _tiny_model(tmp_path)
     _check_tiny_plans(checks, tmp_path, tiny)

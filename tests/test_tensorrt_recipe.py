@@ -14,12 +14,12 @@ pytest.importorskip("polygraphy")
 
 from tensorrt_snapshot import SnapshotModule, network_from_onnx  # noqa: E402
 
-from calibration.stream import calibration_stream  # noqa: E402
-from common.features import CTCFrontEnd  # noqa: E402
-from common.variants import Variant  # noqa: E402
-from engines.assets import GraphPart  # noqa: E402
-from engines.builder import BuilderUnavailable, GraphJob  # noqa: E402
-from engines.tensorrt_options import TensorRTOptions  # noqa: E402
+from asr_engines.calibration.stream import calibration_stream  # noqa: E402
+from asr_engines.engines.builder import BuilderUnavailable, GraphJob  # noqa: E402
+from asr_engines.engines.trt.options import TensorRTOptions  # noqa: E402
+from asr_engines.families import GraphPart  # noqa: E402
+from asr_engines.features import CTCFrontEnd  # noqa: E402
+from asr_engines.variants import Variant  # noqa: E402
 
 MODEL = GraphPart("model", "model.onnx")
 
@@ -43,7 +43,7 @@ def builder_for(monkeypatch):
             module.__version__ = shown_version
         monkeypatch.setitem(sys.modules, "tensorrt", module)
         reset_polygraphy_tensorrt()
-        import engines.tensorrt_build as tensorrt_build
+        import asr_engines.engines.trt.builder as tensorrt_build
 
         monkeypatch.setattr(tensorrt_build, "_free_device_bytes", lambda: 6 << 30)
         return tensorrt_build.TensorRTBuilder(TensorRTOptions(profile_s=(2.0, 4.0, 10.0), **options)), module
@@ -158,7 +158,7 @@ def test_tensorrt_older_than_8_6_is_refused_in_one_line(builder_for):
 
 def test_calibration_cache_is_keyed_by_what_it_was_made_from(builder_for, tiny_onnx, tmp_path, utterances):
     """A cache is reused only for the same ONNX, calibration stream and TensorRT version: TensorRT would
-    otherwise skip calibration and keep scales from other data while the sidecar describes the new stream."""
+    otherwise skip calibration and keep scales from other data while the manifest describes the new stream."""
     builder, _ = builder_for("8.6.1")
     stream = stream_of(utterances, 3.0)
     first = builder.recipe(job(tiny_onnx, tmp_path, Variant.INT8, stream)).calibration_cache
@@ -197,7 +197,7 @@ def real_exports(tmp_path_factory):
     """The graphs users build: wav2vec2-base (random weights, its real architecture) and whisper tiny.en."""
     from conftest import SHARED_WHISPER
 
-    from export import export_onnx, resolve_model
+    from asr_engines.export import export_onnx, resolve_model
 
     folders = {}
     for name, model in (("wav2vec2-base", "random:wav2vec2-base"), ("whisper-tiny.en", str(SHARED_WHISPER))):

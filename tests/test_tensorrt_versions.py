@@ -24,18 +24,17 @@ pytest.importorskip("polygraphy")
 from tensorrt_snapshot import VERSIONS, Guarded, SnapshotModule, network_from_onnx  # noqa: E402
 from test_tensorrt_recipe import reset_polygraphy_tensorrt  # noqa: E402
 
-from calibration.stream import calibration_stream  # noqa: E402
-from common.features import CTCFrontEnd  # noqa: E402
-from common.variants import Variant  # noqa: E402
-from engines.assets import GraphPart  # noqa: E402
-from engines.builder import GraphJob  # noqa: E402
-from engines.sidecar import SIDECAR_FORMAT  # noqa: E402
-from engines.tensorrt_options import TensorRTOptions  # noqa: E402
-
-from tensorrt_stand_ins import StandInContext, StandInDeviceMemory, StandInPlan  # noqa: E402
+from asr_engines.calibration.stream import calibration_stream  # noqa: E402
+from asr_engines.engines.builder import GraphJob  # noqa: E402
+from asr_engines.engines.trt.options import TensorRTOptions  # noqa: E402
+from asr_engines.families import GraphPart  # noqa: E402
+from asr_engines.features import CTCFrontEnd  # noqa: E402
+from asr_engines.manifest import EngineManifest, write_manifest  # noqa: E402
+from asr_engines.variants import Variant  # noqa: E402
+from stand_ins.tensorrt import StandInContext, StandInDeviceMemory, StandInPlan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TENSORRT_FILES = [ROOT / "engines" / "tensorrt_build.py", ROOT / "runtime" / "tensorrt_engine.py"]
+TENSORRT_FILES = [*(ROOT / "engines" / "trt").glob("*.py"), ROOT / "runtime" / "tensorrt_engine.py"]
 INSPECTOR = Path(__file__).parent / "fixtures" / "inspector"
 #: version -> (variant, --int8-mode) of every build path that version takes.
 PATHS = {
@@ -86,9 +85,9 @@ def run_version(version: str, onnx_dir: Path, stream, tmp_path: Path, monkeypatc
     """Every build path of `version`, each plan loaded and run by the runtime; the names touched."""
     import polygraphy.backend.trt as polygraphy_trt
 
-    import engines.tensorrt_build as tensorrt_build
-    import runtime.tensorrt_engine as tensorrt_engine
-    from engines.profiles import dimension_ranges, graph_profile
+    import asr_engines.engines.trt.builder as tensorrt_build
+    import asr_engines.runtime.tensorrt_engine as tensorrt_engine
+    from asr_engines.engines.profiles import dimension_ranges, graph_profile
 
     module = SnapshotModule(version)
     monkeypatch.setitem(sys.modules, "tensorrt", module)
@@ -130,7 +129,9 @@ def run_version(version: str, onnx_dir: Path, stream, tmp_path: Path, monkeypatc
                        stream if variant == Variant.INT8 else None, staging)
         details = builder.build(job)
         assert details["tensorrt"] == module.__version__ and details["io"]["inputs"][0]["name"] == "input_values"
-        (staging / "m.json").write_text(json.dumps({"format": SIDECAR_FORMAT, "files": {"model": "m.plan"}, "build": {"model": details}}))
+        write_manifest(staging / "m.json", EngineManifest(
+            engine="m", model="m", family="ctc", precision=variant.precision, variant=variant, backend="tensorrt", front_end={},
+            decoder={}, files={"model": "m.plan"}, build={"model": details}, files_sha256={}))
         engine = tensorrt_engine.load_tensorrt_engine(staging / "m.plan", variant=variant)
         logits = engine.run({"input_values": np.zeros((1, 3 * 16000), np.float32)})["logits"]
         assert logits.shape[0] == 1 and logits.shape[2] == 32
@@ -148,7 +149,7 @@ def test_each_versions_paths_touch_only_names_it_has(version, tiny_onnx, utteran
 
 def test_a_name_a_version_lacks_fails_its_run(tiny_onnx, tmp_path, monkeypatch):
     """The snapshots bite: 11.4 has no ILayer.precision, which weakly typed pinning sets."""
-    import engines.tensorrt_build as tensorrt_build
+    import asr_engines.engines.trt.builder as tensorrt_build
 
     module = SnapshotModule("11.4.0.106")
     monkeypatch.setitem(sys.modules, "tensorrt", module)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_WHISPER
 
-from common.features import WhisperFrontEnd, mel_filters
+from asr_engines.features import WhisperFrontEnd, mel_filters
 
 needs_shared = pytest.mark.skipif(not SHARED_WHISPER.is_dir(), reason=f"no real Whisper weights at {SHARED_WHISPER}")
 
@@ -55,7 +55,7 @@ def test_greedy_tokens_match_transformers_generate(tiny_whisper, tiny_whisper_en
     import torch
     from transformers import WhisperForConditionalGeneration
 
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
 
     model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
     recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=None)
@@ -76,42 +76,42 @@ def test_int8_whisper_on_a_cpu_keeps_the_encoder_fp32_and_quantizes_decoders_per
     channel) and activations quantized per call, no calibration; the Q/DQ file for TensorRT calibrates the encoder."""
     import onnx
 
-    sidecar = json.loads((tiny_whisper_engines / "tiny-whisper-int8.json").read_text())
+    manifest = json.loads((tiny_whisper_engines / "tiny-whisper-int8.json").read_text())
     fp32 = json.loads((tiny_whisper_engines / "tiny-whisper-fp32.json").read_text())
-    assert {part: build["variant"] for part, build in sidecar["build"].items()} == {
+    assert {part: build["variant"] for part, build in manifest["build"].items()} == {
         "encoder": "fp32", "decoder": "int8-dynamic", "decoder_with_past": "int8-dynamic"}
-    assert (sidecar["files_sha256"][sidecar["files"]["encoder"]] == fp32["files_sha256"][fp32["files"]["encoder"]])
-    assert sidecar["calibration"] is None and sidecar["int8_budget"] is None
-    decoder = onnx.load(str(tiny_whisper_engines / sidecar["files"]["decoder_with_past"]))
+    assert (manifest["files_sha256"][manifest["files"]["encoder"]] == fp32["files_sha256"][fp32["files"]["encoder"]])
+    assert manifest["calibration"] is None and manifest["int8_budget"] is None
+    decoder = onnx.load(str(tiny_whisper_engines / manifest["files"]["decoder_with_past"]))
     initializers = {initializer.name: initializer for initializer in decoder.graph.initializer}
     matmuls = [node for node in decoder.graph.node if node.op_type == "MatMulInteger"]
     weights = [initializers[node.input[1]] for node in matmuls]
     scales = [initializers[node.input[1].removesuffix("_quantized") + "_scale"] for node in matmuls]
-    assert sidecar["build"]["decoder_with_past"]["per_channel"] is True and matmuls
+    assert manifest["build"]["decoder_with_past"]["per_channel"] is True and matmuls
     assert all(list(scale.dims) == [weight.dims[1]] and weight.dims[1] > 1 for weight, scale in zip(weights, scales))
     qdq = json.loads((tiny_whisper_engines / "tiny-whisper-int8-qdq.json").read_text())
     assert qdq["build"]["encoder"]["variant"] == "int8-qdq" and qdq["calibration"]["utterances"] == 4
     assert qdq["build"]["encoder"]["quantized_op_types"] == ["MatMul", "Gemm", "Conv"]
-    assert sidecar["decoder"]["prompt"] == [50257, 50362] and sidecar["front_end"]["kind"] == "whisper"
-    assert (tiny_whisper_engines / sidecar["decoder"]["tokenizer"]).is_file()
+    assert manifest["decoder"]["prompt"] == [50257, 50362] and manifest["front_end"]["kind"] == "whisper"
+    assert (tiny_whisper_engines / manifest["decoder"]["tokenizer"]).is_file()
 
 
 def test_a_glob_of_json_files_reaches_each_whisper_engine_once(tiny_whisper_engines):
     """`engines/NAME-*.json` (the Makefile's bench) also matches each engine's tokenizer JSON."""
-    from engines.sidecar import sidecar_path_for
+    from asr_engines.manifest import manifest_path_for
 
     matched = sorted(tiny_whisper_engines.glob("tiny-whisper-*.json"))
     assert any(path.name.endswith(".tokenizer.json") for path in matched)
-    sidecars = list(dict.fromkeys(sidecar_path_for(path) for path in matched))
-    assert [path.name for path in sidecars] == ["tiny-whisper-fp32.json", "tiny-whisper-int8-qdq.json", "tiny-whisper-int8.json"]
-    assert sidecar_path_for(tiny_whisper_engines / "tiny-whisper-int8.decoder.onnx").name == "tiny-whisper-int8.json"
+    manifests = list(dict.fromkeys(manifest_path_for(path) for path in matched))
+    assert [path.name for path in manifests] == ["tiny-whisper-fp32.json", "tiny-whisper-int8-qdq.json", "tiny-whisper-int8.json"]
+    assert manifest_path_for(tiny_whisper_engines / "tiny-whisper-int8.decoder.onnx").name == "tiny-whisper-int8.json"
 
 
 def test_audio_over_30_s_is_read_long_form_seeking_to_the_last_complete_segment(tiny_whisper_engines, monkeypatch):
     """75 s, scripted windows: the next window starts where the last complete segment ended (10.00 s), a window
     whose speech ends inside it moves on a whole window, the last one is zero-padded, and an unfinished segment's
     words are left to the next window."""
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
 
     recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1)
     t, w = 50363, 1770  # <|0.00|> of tiny.en, and a word
@@ -138,16 +138,16 @@ def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from engines.build import build_engines
-    from engines.builder import make_builder
-    from export import export_onnx, resolve_model
-    from measure.wer import corpus_wer
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
+    from asr_engines.engines.backends import make_builder
+    from asr_engines.engines.build import build_engines
+    from asr_engines.export import export_onnx, resolve_model
+    from asr_engines.measure.wer import corpus_wer
 
     source = resolve_model(str(SHARED_WHISPER))
     export_onnx(source, tmp_path / "onnx", check=False)
-    (sidecar,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
-    recognizer = load_recognizer(sidecar, threads=2, trim_margin_s=None)
+    (manifest,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
+    recognizer = load_recognizer(manifest, threads=2, trim_margin_s=None)
     processor = WhisperProcessor.from_pretrained(SHARED_WHISPER)
     model = WhisperForConditionalGeneration.from_pretrained(SHARED_WHISPER, dtype=torch.float32).eval()
     torch.set_num_threads(2)
@@ -165,7 +165,7 @@ def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
 
 
 def test_a_batch_decodes_as_each_utterance_alone(tiny_whisper_engines, utterances):
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
 
     recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=None)
     audio = [utterance.load() for utterance in utterances[3:6]]
@@ -192,9 +192,11 @@ class ProfileCheck:
 def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tiny_whisper_engines, utterances):
     """A TensorRT plan refuses shapes outside its profile: the profiles made for Whisper's three graphs must
     hold every shape the recognizer feeds them, from the prompt to max_length, at the largest batch."""
-    from engines.profiles import dimension_ranges, graph_profile
-    from runtime import load_recognizer
-    from runtime.whisper import profile_batch_limit
+    from dataclasses import replace
+
+    from asr_engines import load_manifest, load_recognizer
+    from asr_engines.engines.profiles import dimension_ranges, graph_profile
+    from asr_engines.runtime.whisper import profile_batch_limit
 
     recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=None)
     checks = {}
@@ -210,9 +212,10 @@ def test_tensorrt_profiles_hold_every_shape_whisper_feeds(tiny_whisper_onnx, tin
     assert all(not check.outside for check in checks.values()), {part: check.outside for part, check in checks.items()}
     assert checks["decoder_with_past"].largest["past_key_values.0.decoder.key"] == (2, 2, 23, 32)  # max_length reached
 
-    assert profile_batch_limit(json.loads((tiny_whisper_engines / "tiny-whisper-fp32.json").read_text())) is None
-    plan_sidecar = {"build": {part: {"profile": check.profile.as_dict()} for part, check in checks.items()}}
-    assert profile_batch_limit(plan_sidecar) == 2
+    manifest = load_manifest(tiny_whisper_engines / "tiny-whisper-fp32.json")
+    assert profile_batch_limit(manifest) is None
+    plan = replace(manifest, build={part: {"profile": check.profile.as_dict()} for part, check in checks.items()})
+    assert profile_batch_limit(plan) == 2
 
 
 def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_onnx, tiny_whisper_engines, utterances):
@@ -220,13 +223,12 @@ def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_o
     to the int32 TensorRT 8.x declares) over stand-in plans that run the graphs with ONNX Runtime on one stand-in
     GPU: the same tokens as the ONNX Runtime engines, batch of two; the encoder's output, the cross-attention
     K/V and the growing self-attention K/V never leave the device; no allocation after the first window."""
-    from engines.sidecar import read_sidecar
-    from runtime import load_recognizer
+    from asr_engines import load_recognizer
+    from asr_engines.manifest import load_manifest
+    from stand_ins.tensorrt import bytes_per_token, stand_in_whisper
 
-    from tensorrt_stand_ins import bytes_per_token, stand_in_whisper
-
-    sidecar = read_sidecar(tiny_whisper_engines / "tiny-whisper-fp32.json")
-    stand_in, memory, log = stand_in_whisper(tiny_whisper_onnx, sidecar, max_batch=2)
+    manifest = load_manifest(tiny_whisper_engines / "tiny-whisper-fp32.json")
+    stand_in, memory, log = stand_in_whisper(tiny_whisper_onnx, manifest, max_batch=2)
     assert dict((i.name, i.dtype) for i in stand_in.decoder.inputs)["input_ids"] == "int32"
     reference = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=None)
     audio = [utterance.load() for utterance in utterances[:2]]
@@ -247,11 +249,10 @@ def test_whisper_decodes_through_the_tensorrt_engine_on_stand_ins(tiny_whisper_o
 def test_device_transfers_per_token_stay_within_budget(tiny_whisper_onnx, tiny_whisper_engines, utterances):
     """The budget of issue 11 for batch 1: at most 64 KiB host->device and 256 KiB device->host per token.
     Whisper's vocabulary fixes the logits (203 KiB in fp32); the KV cache, whatever the model size, crosses nothing."""
-    from engines.sidecar import read_sidecar
+    from asr_engines.manifest import load_manifest
+    from stand_ins.tensorrt import bytes_per_token, stand_in_whisper
 
-    from tensorrt_stand_ins import bytes_per_token, stand_in_whisper
-
-    stand_in, _, log = stand_in_whisper(tiny_whisper_onnx, read_sidecar(tiny_whisper_engines / "tiny-whisper-fp32.json"))
+    stand_in, _, log = stand_in_whisper(tiny_whisper_onnx, load_manifest(tiny_whisper_engines / "tiny-whisper-fp32.json"))
     for utterance in utterances[:3]:
         stand_in.generate(utterance.load())
     h2d, d2h = bytes_per_token(log)

@@ -5,36 +5,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from measure.meters.base import MIN_PERIODS, Measurement, Meter, SampledMeter, integrate
-from measure.meters.none import NoneMeter
+from asr_engines.measure.meters.base import MIN_PERIODS, Measurement, Meter, SampledMeter, integrate
+from asr_engines.measure.meters.none import NoneMeter
 
 
 def _ina3221(**settings) -> Meter:
-    from measure.meters.ina3221 import Ina3221Meter
+    from asr_engines.measure.meters.ina3221 import Ina3221Meter
 
     return Ina3221Meter(**settings)
 
 
 def _nvml(**settings) -> Meter:
-    from measure.meters.nvml import NvmlMeter
+    from asr_engines.measure.meters.nvml import NvmlMeter
 
     return NvmlMeter(**settings)
 
 
 def _rapl(**settings) -> Meter:
-    from measure.meters.rapl import RaplMeter
+    from asr_engines.measure.meters.rapl import RaplMeter
 
     return RaplMeter(**settings)
 
 
 def _tegrastats(**settings) -> Meter:
-    from measure.meters.tegrastats import TegrastatsMeter
+    from asr_engines.measure.meters.tegrastats import TegrastatsMeter
 
     return TegrastatsMeter(**settings)
 
 
 def _jtop(**settings) -> Meter:
-    from measure.meters.jtop import JtopMeter
+    from asr_engines.measure.meters.jtop import JtopMeter
 
     return JtopMeter(**settings)
 

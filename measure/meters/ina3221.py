@@ -7,7 +7,7 @@ Discovery, as jetson-stats does it: every `/sys/bus/i2c/devices/*/name` containi
 Power is V x I per sample where no power file exists.
 
 Reads a Jetson's sysfs: the tests run it on fake trees of an Orin Nano, an AGX Orin and a Nano, and
-`python -m measure.check_meter --meter ina3221` checks it on a board (status: the README's table).
+`asr-engines check-meter --meter ina3221` checks it on a board (status: the README's table).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from measure.meters.base import SampledMeter
-from measure.meters.jetson_rails import rail_roles
+from asr_engines.measure.meters.base import SampledMeter
+from asr_engines.measure.meters.jetson_rails import rail_roles
 
 
 class NoSensorError(OSError):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from measure.meters.base import SampledMeter
-from measure.meters.jetson_rails import rail_roles
+from asr_engines.measure.meters.base import SampledMeter
+from asr_engines.measure.meters.jetson_rails import rail_roles
 
 
 class JtopUnavailable(OSError):

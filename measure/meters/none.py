@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from measure.meters.base import Measurement, Windows
+from asr_engines.measure.meters.base import Measurement, Windows
 
 
 class NoneMeter(Windows):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from measure.meters.base import SampledMeter
+from asr_engines.measure.meters.base import SampledMeter
 
 POWER_SOURCES = ("auto", "instant", "average")
 _AVERAGING = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from measure.meters.base import SampledMeter
+from asr_engines.measure.meters.base import SampledMeter
 
 
 class RaplUnavailable(OSError):

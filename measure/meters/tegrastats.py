@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from measure.meters.base import SampledMeter, integrate
-from measure.meters.jetson_rails import rail_roles
+from asr_engines.measure.meters.base import SampledMeter, integrate
+from asr_engines.measure.meters.jetson_rails import rail_roles
 
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s+(\d+)(?:mW)?/(\d+)(?:mW)?(?:/\d+(?:mW)?)?")
 _NOT_RAILS = {"RAM", "SWAP", "IRAM", "EMC_FREQ", "GR3D_FREQ", "CPU", "APE", "NVENC", "NVDEC", "NVJPG", "VIC_FREQ"}

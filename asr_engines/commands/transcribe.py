@@ -1,0 +1,50 @@
+"""`asr-engines transcribe ENGINE AUDIO...`: print what an engine hears in each file. Needs only the base install
+and a backend, so an app's machine can run it."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from asr_engines.audio import AudioError, load_audio
+from asr_engines.manifest import ManifestError
+from asr_engines.runtime.engine import EngineError
+from asr_engines.runtime.recognizer import load_recognizer
+from asr_engines.runtime.whisper import PRECISION_DEFAULT, parse_trim_margin
+
+EXAMPLES = """Examples:
+
+\b
+  asr-engines transcribe engines/wav2vec2-int8.json meeting.wav
+  asr-engines transcribe engines/whisper-tiny.en-fp32.json data/*.flac --trim-margin off
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("engine")
+@click.argument("audio", nargs=-1, required=True)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend [default: the backend's].")
+@click.option("--trim-margin", default=PRECISION_DEFAULT, show_default=True, metavar="SECONDS|off|default",
+              help="Whisper on ONNX Runtime: run the encoder on the audio plus SECONDS, not a whole 30 s window (a window "
+                   "whose text loops is decoded again whole); off: the whole window; default: by the encoder's precision "
+                   "(docs/results/2026-11-whisper-trim.md).")
+def command(engine: str, audio: tuple[str, ...], threads: int | None, trim_margin: str) -> None:
+    """Transcribe each AUDIO file (any format soundfile reads, any rate, any channels) with ENGINE (an engine file or
+    its .json manifest). One file: its text; several: path<TAB>text per line."""
+    try:
+        margin = parse_trim_margin(trim_margin)
+        recognizer = load_recognizer(engine, threads=threads, trim_margin_s=margin)
+    except (ManifestError, EngineError, ValueError) as error:
+        sys.exit(f"transcribe: {error}")
+    failed = False
+    with recognizer:
+        for path in audio:
+            try:
+                text = recognizer.transcribe(load_audio(path))
+            except AudioError as error:
+                click.echo(f"transcribe: {error}", err=True)
+                failed = True
+                continue
+            click.echo(f"{path}\t{text}" if len(audio) > 1 else text)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,71 @@
+"""Model families, each in one place: which models belong to it, the graphs an engine of it is made of, its
+front end, and how it reads recordings longer than one input. The stages' own per-family tables (shape ranges in
+engines/profiles.py, recognizers in runtime/recognizer.py) are keyed by these names, and tests/test_families.py
+checks each covers every family here. A new family is a new entry in FAMILIES and a line in each of those tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from asr_engines.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
+from asr_engines.variants import Variant
+
+
+@dataclass(frozen=True)
+class GraphPart:
+    """One ONNX graph of an engine. `calibrated` parts are quantized from the calibration stream in the
+    calibrated int8 forms (TensorRT's plan, the Q/DQ file) and judged by the INT8 WER budget; the others are built
+    as the backend chooses (Builder.part_variant). `cpu_int8`: what ONNX Runtime's CPU int8 engine builds the
+    graph as."""
+
+    name: str
+    file: str
+    calibrated: bool = True
+    sliced_positions: bool = False  # Whisper's encoder: ONNX Runtime engines take fewer frames (passes/encoder_positions.py)
+    cpu_int8: Variant = Variant.INT8
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a model family is, independent of any stage."""
+
+    name: str
+    is_member: Callable[[str, list[str]], bool]  # (config model_type, architectures) -> whether a model belongs
+    graphs: tuple[GraphPart, ...]
+    front_end: Callable[[dict], FrontEnd]  # from the processor's preprocessor_config.json
+    chunking: dict | None  # CTC: chunks of chunk_s overlapping by stride_s; None: the recognizer reads long-form
+
+
+def _whisper_front_end(config: dict) -> FrontEnd:
+    return WhisperFrontEnd(num_mel_bins=config.get("feature_size", 80), n_fft=config.get("n_fft", 400),
+                           hop_length=config.get("hop_length", 160), chunk_s=config.get("chunk_length", 30))
+
+
+#: CTC models read long recordings in chunks of 20 s overlapping by 4 s on each side (the Hugging Face pipeline's
+#: scheme); memory then follows the chunk, not the recording.
+CTC = Family(
+    "ctc", lambda model_type, architectures: any(name.endswith("ForCTC") for name in architectures),
+    (GraphPart("model", "model.onnx"),),
+    lambda config: CTCFrontEnd(do_normalize=bool(config.get("do_normalize", True))),
+    {"chunk_s": 20.0, "stride_s": 4.0},
+)
+#: Whisper's decoders take no calibration stream (their inputs are tokens and a KV cache, not audio); on a CPU they
+#: take int8 weights with activations quantized per call, and the encoder stays fp32 in the CPU int8 engine
+#: (docs/results/2026-12-whisper-int8-cpu.md).
+WHISPER = Family(
+    "whisper", lambda model_type, architectures: model_type == "whisper",
+    (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True, cpu_int8=Variant.FP32),
+     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC),
+     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC)),
+    _whisper_front_end,
+    None,
+)
+FAMILIES: dict[str, Family] = {family.name: family for family in (CTC, WHISPER)}
+
+
+def family_of(model_type: str, architectures: list[str]) -> Family | None:
+    """The family a model with this config belongs to, or None."""
+    return next((family for family in FAMILIES.values() if family.is_member(model_type, architectures)), None)
+

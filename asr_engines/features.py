@@ -1,0 +1,148 @@
+"""Model front ends: audio samples -> the named input arrays an engine takes.
+
+They sit here, upstream of engines and runtime, because INT8 calibration and inference must
+prepare inputs identically. Each front end is described by a small dict that travels in the engine's
+manifest, so the runtime rebuilds it without transformers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from asr_engines.audio import SAMPLE_RATE
+
+
+class FrontEnd(Protocol):
+    """Turns 16 kHz mono audio into engine inputs."""
+
+    def __call__(self, audio: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def fixed_length(self, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, np.ndarray]:
+        """Crop or zero-pad the inputs to `seconds` of audio (calibration runs at one shape)."""
+        ...
+
+    def config(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class CTCFrontEnd:
+    """wav2vec2-family input: raw samples, zero-mean unit-variance when the processor says `do_normalize`."""
+
+    input_name: str = "input_values"
+    do_normalize: bool = True
+
+    def __call__(self, audio: np.ndarray) -> dict[str, np.ndarray]:
+        samples = np.asarray(audio, np.float32)
+        if self.do_normalize:
+            # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm: the 1e-7 matters for silence.
+            samples = (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)
+        return {self.input_name: samples[np.newaxis, :].astype(np.float32)}
+
+    def fixed_length(self, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, np.ndarray]:
+        length = int(round(seconds * SAMPLE_RATE))
+        values = inputs[self.input_name][:, :length]
+        padded = np.zeros((values.shape[0], length), np.float32)
+        padded[:, : values.shape[1]] = values
+        return {self.input_name: padded}
+
+    def config(self) -> dict:
+        return {"kind": "ctc", "input_name": self.input_name, "do_normalize": self.do_normalize}
+
+
+def _hertz_to_mel(hertz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above (as librosa and transformers)."""
+    hertz = np.asarray(hertz, np.float64)
+    mels = 3.0 * hertz / 200.0
+    log_part = hertz >= 1000.0
+    return np.where(log_part, 15.0 + np.log(np.maximum(hertz, 1e-10) / 1000.0) * (27.0 / np.log(6.4)), mels)
+
+
+def _mel_to_hertz(mels: np.ndarray) -> np.ndarray:
+    mels = np.asarray(mels, np.float64)
+    return np.where(mels >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (mels - 15.0)), 200.0 * mels / 3.0)
+
+
+def mel_filters(num_mel_bins: int, n_fft: int = 400, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """[n_fft/2 + 1, num_mel_bins] slaney-normalised triangular filters from 0 to sample_rate/2."""
+    fft_freqs = np.linspace(0, sample_rate // 2, 1 + n_fft // 2)
+    filter_freqs = _mel_to_hertz(np.linspace(_hertz_to_mel(0.0), _hertz_to_mel(sample_rate / 2), num_mel_bins + 2))
+    slopes = filter_freqs[np.newaxis, :] - fft_freqs[:, np.newaxis]
+    widths = np.diff(filter_freqs)
+    triangles = np.maximum(0.0, np.minimum(-slopes[:, :-2] / widths[:-1], slopes[:, 2:] / widths[1:]))
+    return triangles * (2.0 / (filter_freqs[2:] - filter_freqs[:-2]))[np.newaxis, :]
+
+
+@dataclass(frozen=True)
+class WhisperFrontEnd:
+    """Whisper's log-mel input, as transformers' WhisperFeatureExtractor computes it: the audio zero-padded
+    (or cut) to one 30 s window *before* the STFT (faster-whisper pads the log-mel afterwards instead; the
+    two differ slightly), periodic Hann window, power spectrum, slaney mel, log10, 8-decade floor, scaled.
+    `log_mel` does the same over a whole recording of any length, as transformers does for long-form."""
+
+    input_name: str = "input_features"
+    num_mel_bins: int = 80
+    n_fft: int = 400
+    hop_length: int = 160
+    chunk_s: float = 30.0
+
+    @property
+    def window_frames(self) -> int:
+        """Log-mel frames in one window (3000 for 30 s)."""
+        return int(self.chunk_s * SAMPLE_RATE) // self.hop_length
+
+    def __call__(self, audio: np.ndarray, frames: int | None = None) -> dict[str, np.ndarray]:
+        """The log-mel of one 30 s window, or only its first `frames` (a trimmed encoder's input) with the values
+        the whole window has there. Past the audio the window is zeros, and a frame that reads only zeros sits at
+        the floor, so leaving such frames out changes neither the frames kept nor the maximum the floor is
+        taken from: only the audio, the frames asked for and the samples they read are transformed."""
+        samples = int(self.chunk_s * SAMPLE_RATE)
+        clip = np.asarray(audio, np.float64)[:samples]
+        if frames is not None:
+            samples = min(samples, max(clip.size, frames * self.hop_length) + self.n_fft)
+        waveform = np.zeros(samples, np.float64)
+        waveform[: clip.size] = clip
+        return {self.input_name: self.log_mel(waveform)[np.newaxis, :, :frames]}
+
+    def log_mel(self, audio: np.ndarray, block_frames: int = 3000) -> np.ndarray:
+        """[num_mel_bins, len(audio) // hop_length] float32 log-mel of a whole recording, with the 8-decade floor
+        taken over all of it. Computed in blocks of frames, so a 10-minute file never holds its whole STFT."""
+        padded = np.pad(np.asarray(audio, np.float64), self.n_fft // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length][:-1]
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)
+        log_spec = np.empty((self.num_mel_bins, len(frames)), np.float32)
+        for start in range(0, len(frames), block_frames):
+            power = np.abs(np.fft.rfft(frames[start : start + block_frames] * window, axis=-1)) ** 2
+            mel = power @ _cached_filters(self.num_mel_bins, self.n_fft)
+            log_spec[:, start : start + block_frames] = np.log10(np.maximum(mel, 1e-10)).T
+        log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+        return np.ascontiguousarray((log_spec + 4.0) / 4.0, dtype=np.float32)
+
+    def fixed_length(self, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, np.ndarray]:
+        return inputs  # always one 30 s window
+
+    def config(self) -> dict:
+        return {"kind": "whisper", "input_name": self.input_name, "num_mel_bins": self.num_mel_bins,
+                "n_fft": self.n_fft, "hop_length": self.hop_length, "chunk_s": self.chunk_s}
+
+
+_FILTERS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _cached_filters(num_mel_bins: int, n_fft: int) -> np.ndarray:
+    key = (num_mel_bins, n_fft)
+    if key not in _FILTERS:
+        _FILTERS[key] = mel_filters(num_mel_bins, n_fft)
+    return _FILTERS[key]
+
+
+def front_end_from_config(config: dict) -> FrontEnd:
+    """Rebuild a front end from the dict its `config()` wrote into a manifest."""
+    kinds = {"ctc": CTCFrontEnd, "whisper": WhisperFrontEnd}
+    settings = dict(config)
+    kind = settings.pop("kind")
+    if kind not in kinds:
+        raise ValueError(f"unknown front end {kind!r}; this runtime knows {sorted(kinds)}")
+    return kinds[kind](**settings)
