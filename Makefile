@@ -49,7 +49,7 @@ bench:
 
 test:
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2   # two workers: the two cores of the development machine
 
 check-device:
 	$(ASR) check-device $(CHECK_ONNX)

@@ -65,10 +65,12 @@ class LazyGroup(click.Group):
                     "  asr-engines build onnx/wav2vec2 --precisions 'fp32 int8'\n"
                     "  asr-engines bench engines/wav2vec2-*.json\n\n"
                     "`asr-engines COMMAND --help` shows each command's options and examples.")
-@click.option("-v", "--verbose", count=True, help="More log lines (-vv: debug).")
+@click.option("-v", "--verbose", count=True, help="More log lines: -v the libraries' too, -vv debug.")
 @click.version_option(package_name="asr-engines")
 def main(verbose: int) -> None:
     """Speech-recognition models as FP32/FP16/INT8 engines (TensorRT, ONNX Runtime), measured on the device that
     runs them."""
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Our own progress lines (INFO) show by default; other libraries' only with -v.
+    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)],
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("asr_engines").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)

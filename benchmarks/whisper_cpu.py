@@ -11,7 +11,7 @@ features too, so the two differ by their arithmetic only (faster-whisper would p
 CTranslate2 models are converted from the same Hugging Face weights with its own converter.
 Our engines run as `load_recognizer` runs them by default: the encoder's trim margin by its precision
 (runtime/whisper.py: fp32 and fp16 encoders, which ONNX Runtime's fp32, fp16 and int8 engines have, run on the
-audio plus 8 s; the WER cost is in the README). More figures beside those default rows: the other choice of
+audio plus 8 s; the WER cost: docs/results/2026-12-02-whisper-trim.md). More figures beside those default rows: the other choice of
 window for fp32 and int8 (`whole`, or `trim8` where the default is the whole window), and `batch8`, eight
 utterances decoded at a time (`transcribe_batch`; RTFx over the same audio). The last line reads
 `ratio best/ct2_int8=X.XX wer_delta=Y.YY`: our fastest default engine (one utterance at a time) within 0.5 WER

@@ -47,7 +47,7 @@ def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int =
             quantize_dynamic_int8(model.dir / part.file, dynamic)
         return dynamic, Variant.INT8_DYNAMIC
 
-    def probe(files: dict[str, Path] | None) -> tuple[float, float]:
+    def probe(files: dict[str, Path] | None, with_noise: bool) -> float:
         chosen = {part.name: graph(part, files) for part in model.parts}
         engines = {name: load_engine(path, variant=variant, threads=threads, takes_turns=len(chosen) > 1)
                    for name, (path, variant) in chosen.items()}
@@ -58,12 +58,9 @@ def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int =
             decoder=model.decoder, files={name: path.name for name, (path, _) in chosen.items()},
             build={name: {"variant": graph_variant} for name, (_, graph_variant) in chosen.items()}, files_sha256={},
             chunking=model.chunking, folder=model.dir)  # the tokenizer a Whisper decoder names lies in the export folder
-        recognizer = RECOGNIZERS[model.family](engines, manifest, None)
-        try:
-            clean = corpus_wer(references, [recognizer.transcribe(samples) for samples in audio]).wer
-            with_noise = corpus_wer(references * noise_draws, [recognizer.transcribe(samples) for samples in noisy]).wer
-        finally:
-            recognizer.close()
-        return clean, with_noise
+        with RECOGNIZERS[model.family](engines, manifest, None) as recognizer:
+            if with_noise:
+                return corpus_wer(references * noise_draws, [recognizer.transcribe(samples) for samples in noisy]).wer
+            return corpus_wer(references, [recognizer.transcribe(samples) for samples in audio]).wer
 
     return probe

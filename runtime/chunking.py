@@ -51,6 +51,6 @@ def chunked_logits(audio: np.ndarray, logits_of: Callable[[np.ndarray], np.ndarr
         hop = hop or max(int(round((span.end - span.start) / max(len(logits), 1))), 1)  # from the first, full chunk
         last = span.right == 0
         # a copy, not a view: a view keeps the engine's whole output alive, and ONNX Runtime's arena then grows
-        # by a region now and then (wav2vec2-base int8 over 10 minutes: 652 MB kept views, 518 MB copies)
+        # by a region now and then (docs/results/2026-12-02-onnxruntime-session.md)
         kept.append(np.array(logits[span.left // hop : len(logits) if last else (span.end - span.start - span.right) // hop]))
     return np.concatenate(kept)

@@ -14,9 +14,8 @@ _NUMPY_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tens
                  "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
 #: Preferred execution providers, best first; only those this onnxruntime build has are used.
 PROVIDER_ORDER = ("CUDAExecutionProvider", "CPUExecutionProvider")
-#: Graph fusions left out on the CPU provider. SkipLayerNormalization's CPU kernel took 10.5 ms for wav2vec2-base
-#: int8's residual + LayerNorm pairs (5 s of audio) where the unfused LayerNormalization and Add take 2.4 ms:
-#: the whole graph 131 -> 120 ms; fp32 wav2vec2 and Whisper's encoders unchanged (measured, 20 runs each).
+#: Graph fusions left out on the CPU provider: SkipLayerNormalization's CPU kernel is slower than the LayerNorm and
+#: Add it replaces (docs/results/2026-12-02-onnxruntime-session.md, as for every setting below).
 CPU_DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 
@@ -31,15 +30,15 @@ class OnnxRuntimeEngine(ClosedOnExit):
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        # The memory pattern plans one block per input shape on top of what the arena already holds: wav2vec2-base
-        # int8 on 20 s chunks peaked at 741 MB with it, 483 MB without, at the same speed (measured).
+        # The memory pattern plans one block per input shape on top of what the arena already holds: a higher peak
+        # on varying lengths, at the same speed.
         options.enable_mem_pattern = False
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         if takes_turns:
             # Sessions taking turns (Whisper's three graphs): spinning idle threads of one steal the cores the
-            # next needs (measured: encoder 180 -> 110 ms per call). A lone session spins: ~5 % faster.
+            # next needs. A lone session spins, a little faster.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = onnxruntime.get_available_providers()
         chosen = providers or [provider for provider in PROVIDER_ORDER if provider in available]

@@ -15,7 +15,7 @@ recording covers plus that margin, not on the whole 30 s window. Faster in propo
 trimmed window now and then loops (one sentence over and over up to max_length) where the whole window does
 not; a window whose text loops (openai-whisper's test: zlib compression ratio over 2.4) or that reaches
 max_length is decoded again on the whole window. Unless the caller names a margin (or None: the whole
-window), the encoder's precision decides (DEFAULT_TRIM_MARGIN_S); the WER cost on the bundled set is in the README."""
+window), the encoder's precision decides (DEFAULT_TRIM_MARGIN_S); docs/results/2026-12-02-whisper-trim.md has its cost."""
 
 from __future__ import annotations
 
@@ -37,12 +37,11 @@ LOOP_COMPRESSION_RATIO = 2.4
 #: A trim margin in seconds, None for the whole 30 s window, or PRECISION_DEFAULT.
 TrimMargin = float | Literal["default"] | None
 PRECISION_DEFAULT: TrimMargin = "default"
-#: The margin an encoder of each precision trims with unless told otherwise: 8 s where that kept WER within 0.5
-#: points of the whole window on clean and on noisy speech alike, the whole window where it did not (tiny.en, the
-#: 70 bundled utterances, the study's noise, benchmarks/whisper_trim.py; the README has each engine's figures).
-#: An int8 encoder's rounding noise made trimmed windows cost +0.84 noisy; the engines ONNX Runtime builds now
-#: keep Whisper's encoder fp32 in int8 (engines/assets.py), so their int8 engines trim. Only encoders built to
-#: trim (ONNX Runtime) do; TensorRT plans keep the whole window.
+#: The margin an encoder of each precision trims with unless told otherwise: a margin where it kept WER within 0.5
+#: points of the whole window on clean and on noisy speech alike, the whole window where it did not
+#: (docs/results/2026-12-02-whisper-trim.md). ONNX Runtime's CPU int8 engines keep Whisper's encoder fp32
+#: (asr_engines/families.py), so they trim. Only encoders built to trim (ONNX Runtime) do; TensorRT plans keep the
+#: whole window.
 DEFAULT_TRIM_MARGIN_S: dict[Precision, float | None] = {Precision.FP32: 8.0, Precision.FP16: 8.0, Precision.INT8: None}
 
 

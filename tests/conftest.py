@@ -52,7 +52,8 @@ def tiny_engines(tiny_onnx, tmp_path_factory) -> Path:
     from asr_engines.engines.build import CalibrationSettings, build_engines
 
     out = tmp_path_factory.mktemp("engines")
-    build_engines(tiny_onnx, out, make_builder("onnxruntime"), calibration=CalibrationSettings(count=8), progress=False)
+    build_engines(tiny_onnx, out, make_builder("onnxruntime", qdq=True), calibration=CalibrationSettings(count=8),
+                  progress=False)
     return out
 
 
@@ -65,6 +66,29 @@ def utterances():
 def speech(utterances) -> np.ndarray:
     """Eight seconds of a real LibriSpeech utterance."""
     return utterances[0].load()[: 8 * 16_000]
+
+
+@pytest.fixture(scope="session")
+def real_whisper_onnx(tmp_path_factory) -> Path:
+    """whisper tiny.en's real weights (from ../shared) exported once per test run."""
+    if not SHARED_WHISPER.is_dir():
+        pytest.skip(f"no real Whisper weights at {SHARED_WHISPER}")
+    from asr_engines.export import export_onnx, resolve_model
+
+    onnx_dir = tmp_path_factory.mktemp("tiny.en-onnx") / "whisper-tiny.en"
+    export_onnx(resolve_model(str(SHARED_WHISPER)), onnx_dir, check=False)
+    return onnx_dir
+
+
+@pytest.fixture(scope="session")
+def real_whisper_fp32(real_whisper_onnx, tmp_path_factory) -> Path:
+    """The fp32 engine of real tiny.en, built once per test run: its manifest."""
+    from asr_engines.engines.backends import make_builder
+    from asr_engines.engines.build import build_engines
+
+    (manifest,) = build_engines(real_whisper_onnx, tmp_path_factory.mktemp("tiny.en-engines"), make_builder("onnxruntime"),
+                                ["fp32"], progress=False)
+    return manifest
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +132,6 @@ def tiny_whisper_engines(tiny_whisper_onnx, tmp_path_factory):
     from asr_engines.engines.build import CalibrationSettings, build_engines
 
     out = tmp_path_factory.mktemp("whisper-engines")
-    build_engines(tiny_whisper_onnx, out, make_builder("onnxruntime"), ["fp32", "int8"], CalibrationSettings(count=4),
+    build_engines(tiny_whisper_onnx, out, make_builder("onnxruntime", qdq=True), ["fp32", "int8"], CalibrationSettings(count=4),
                   progress=False)
     return out

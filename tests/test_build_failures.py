@@ -35,6 +35,15 @@ def test_unknown_precision_and_missing_export_are_refused(tiny_onnx, tmp_path):
         build_engines(tmp_path, tmp_path, make_builder("onnxruntime"), ["fp32"], progress=False)
 
 
+def test_the_qdq_file_is_asked_for():
+    """On ONNX Runtime int8 is the CPU form alone unless the Q/DQ file for TensorRT is asked for."""
+    from asr_engines.variants import Precision, Variant
+
+    assert make_builder("onnxruntime").variants(Precision.INT8) == [Variant.INT8]
+    assert make_builder("onnxruntime", qdq=True).variants(Precision.INT8) == [Variant.INT8, Variant.INT8_QDQ]
+    assert make_builder("onnxruntime", qdq=True).variants(Precision.FP16) == [Variant.FP16]
+
+
 class IsolatedBuilder(OnnxRuntimeBuilder):
     """ONNX Runtime's builder asking for fresh processes, as TensorRT's does; it notes where each graph was built."""
 

@@ -128,7 +128,7 @@ def scores_after(rules: TimestampRules, generated: list[int]) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_whisper_long_form_matches_transformers_where_speech_ends_mid_window(utterances, tmp_path):
+def test_whisper_long_form_matches_transformers_where_speech_ends_mid_window(utterances, real_whisper_fp32):
     """Real tiny.en, 3 utterances then 25 s of silence (38 s: the speech ends inside the first window): the same
     text as transformers' long-form generate with return_timestamps, and the silence adds nothing."""
     import torch
@@ -136,14 +136,8 @@ def test_whisper_long_form_matches_transformers_where_speech_ends_mid_window(utt
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from asr_engines import load_recognizer
-    from asr_engines.engines.backends import make_builder
-    from asr_engines.engines.build import build_engines
-    from asr_engines.export import export_onnx, resolve_model
 
-    if not SHARED_WHISPER.is_dir():
-        pytest.skip(f"no real Whisper weights at {SHARED_WHISPER}")
-    export_onnx(resolve_model(str(SHARED_WHISPER)), tmp_path / "onnx", check=False)
-    (manifest,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
+    manifest = real_whisper_fp32
     audio = np.concatenate([utterance.load() for utterance in utterances[:3]] + [np.zeros(25 * 16000, np.float32)])
     assert 30 < len(audio) / 16000 < 45
     recognizer = load_recognizer(manifest, threads=2, trim_margin_s=None)  # long-form reads whole windows; so does `alone`

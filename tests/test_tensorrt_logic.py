@@ -180,8 +180,8 @@ def test_check_device_compares_a_models_plans_with_onnxruntime_by_wer(tiny_onnx,
     import asr_engines.engines.backends
     from asr_engines.commands.check_device import Checks, _check_model
 
-    onnxruntime_builder = asr_engines.engines.backends.make_builder("onnxruntime")
-    monkeypatch.setattr(asr_engines.engines.backends, "make_builder", lambda backend="auto", tensorrt=None: onnxruntime_builder)
+    onnxruntime_builder = asr_engines.engines.backends.make_builder("onnxruntime", qdq=True)
+    monkeypatch.setattr(asr_engines.engines.backends, "make_builder", lambda backend="auto", tensorrt=None, qdq=False: onnxruntime_builder)
     checks = Checks()
     _check_model(checks, tiny_onnx, tmp_path, count=2)
     lines = capsys.readouterr().out.splitlines()
@@ -225,8 +225,8 @@ def test_check_device_builds_runs_and_judges_each_precision_apart(tmp_path, monk
     import asr_engines.engines.backends
     from asr_engines.commands.check_device import Checks, _check_tiny_plans, _tiny_model
 
-    onnxruntime_builder = asr_engines.engines.backends.make_builder("onnxruntime")
-    monkeypatch.setattr(asr_engines.engines.backends, "make_builder", lambda backend="auto", tensorrt=None: onnxruntime_builder)
+    onnxruntime_builder = asr_engines.engines.backends.make_builder("onnxruntime", qdq=True)
+    monkeypatch.setattr(asr_engines.engines.backends, "make_builder", lambda backend="auto", tensorrt=None, qdq=False: onnxruntime_builder)
     checks = Checks()
     tiny = _tiny_model(tmp_path)
     _check_tiny_plans(checks, tmp_path, tiny)

@@ -132,36 +132,30 @@ def test_audio_over_30_s_is_read_long_form_seeking_to_the_last_complete_segment(
 
 @pytest.mark.slow
 @needs_shared
-def test_tiny_en_fp32_engines_match_transformers_wer(utterances, tmp_path):
-    """Real weights, the 70 clean utterances: our fp32 engines within 0.5 WER points of transformers' greedy
-    generate (reference 8.49 %), both fed the same audio."""
+def test_tiny_en_fp32_engines_match_transformers_text(utterances, real_whisper_fp32):
+    """Real weights, every tenth clean utterance (7; all 70 give the same tokens too: python -m benchmarks.whisper_cpu):
+    our fp32 engine writes transformers' greedy generate's text, both fed the same audio, whole windows."""
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from asr_engines import load_recognizer
-    from asr_engines.engines.backends import make_builder
-    from asr_engines.engines.build import build_engines
-    from asr_engines.export import export_onnx, resolve_model
     from asr_engines.measure.wer import corpus_wer
 
-    source = resolve_model(str(SHARED_WHISPER))
-    export_onnx(source, tmp_path / "onnx", check=False)
-    (manifest,) = build_engines(tmp_path / "onnx", tmp_path / "engines", make_builder("onnxruntime"), ["fp32"], progress=False)
-    recognizer = load_recognizer(manifest, threads=2, trim_margin_s=None)
+    recognizer = load_recognizer(real_whisper_fp32, threads=2, trim_margin_s=None)
     processor = WhisperProcessor.from_pretrained(SHARED_WHISPER)
     model = WhisperForConditionalGeneration.from_pretrained(SHARED_WHISPER, dtype=torch.float32).eval()
     torch.set_num_threads(2)
     references, ours, theirs = [], [], []
-    for utterance in utterances:
+    for utterance in utterances[::10]:
         audio = utterance.load()
         references.append(utterance.text)
         ours.append(recognizer.transcribe(audio))
         with torch.inference_mode():
             ids = model.generate(processor(audio, sampling_rate=16_000, return_tensors="pt").input_features, num_beams=1)
-        theirs.append(processor.batch_decode(ids, skip_special_tokens=True)[0])
+        theirs.append(processor.batch_decode(ids, skip_special_tokens=True)[0].strip())
     ours_wer, theirs_wer = corpus_wer(references, ours).wer, corpus_wer(references, theirs).wer
-    print(f"whisper tiny.en, 70 clean utterances: ours fp32 {ours_wer:.2f} % WER, transformers {theirs_wer:.2f} %")
-    assert abs(ours_wer - theirs_wer) <= 0.5
+    print(f"whisper tiny.en, {len(ours)} clean utterances: ours fp32 {ours_wer:.2f} % WER, transformers {theirs_wer:.2f} %")
+    assert ours == theirs
 
 
 def test_a_batch_decodes_as_each_utterance_alone(tiny_whisper_engines, utterances):

@@ -48,6 +48,8 @@ EXAMPLES = """Examples:
 @click.option("--max-batch", default=1, show_default=True,
               help="TensorRT profile: largest batch (Whisper decodes up to this many 30 s windows at once).")
 @click.option("--workspace-fraction", default=0.5, show_default=True, help="TensorRT workspace: share of free memory.")
+@click.option("--qdq", is_flag=True, help="ONNX Runtime: also write int8's symmetric Q/DQ file (int8-qdq), the one a "
+              "TensorRT >= 10 build reads: build it here, copy it to a board.")
 @click.option("--strict-int8", is_flag=True,
               help="TensorRT: fail an int8 plan whose layers show no INT8 kernel (default: warn and note it in the manifest).")
 @click.option("--int8-budget", default="0.5", show_default=True,
@@ -59,12 +61,12 @@ EXAMPLES = """Examples:
 def command(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibration_dataset: str,
          calibration_count: int, calibration_noisy: float, calibration_noise: str, calibration_seed: int,
          calibration_length: float | None, int8_mode: str, profile_min_s: float | None, profile_opt_s: float | None,
-         profile_max_s: float | None, max_batch: int, workspace_fraction: float, strict_int8: bool,
+         profile_max_s: float | None, max_batch: int, workspace_fraction: float, qdq: bool, strict_int8: bool,
          int8_budget: str, int8_rounds: int, int8_held_out: int) -> None:
     """Build engines from ONNX_DIR (made by `asr-engines export`) into OUT as <model>-<precision>.<ext> + .json.
 
-    INT8 is entropy-calibrated on one stream of clean and noisy utterances. With ONNX Runtime, int8 yields
-    two engines: `int8` (the form fast on a CPU) and `int8-qdq` (the symmetric Q/DQ file TensorRT >= 10 builds).
+    INT8 is entropy-calibrated on one stream of clean and noisy utterances; with ONNX Runtime it is the form fast
+    on a CPU, and `--qdq` adds `int8-qdq` (the symmetric Q/DQ file TensorRT >= 10 builds from).
     """
     settings = CalibrationSettings(Path(calibration_dataset), calibration_count, calibration_noisy,
                                    calibration_noise, calibration_seed, calibration_length)
@@ -73,7 +75,7 @@ def command(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibr
                                timing_cache=out_dir / "timing.cache", strict_int8=strict_int8)
     budget, probe = int8_guard(int8_budget, int8_rounds, int8_held_out)
     try:
-        builder = make_builder(backend, tensorrt)
+        builder = make_builder(backend, tensorrt, qdq)
         manifests = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings, int8_probe=probe, int8_budget=budget)
     except (AssetsError, BuilderUnavailable, DatasetError, NoiseSpecError, PrecisionMissing, ValueError) as error:
         sys.exit(f"build: {error}")

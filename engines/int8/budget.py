@@ -13,8 +13,8 @@ the same float list (unquantized nodes for ONNX Runtime, pinned layers or no Q/D
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,8 +28,10 @@ from asr_engines.engines.int8.quantize import INT8_FORMS, float_nodes, prepare, 
 from asr_engines.engines.passes.qdq import only_quantized, quantized_nodes, with_float_nodes
 from asr_engines.variants import Precision
 
-#: (graph files for the calibrated parts, or None for the fp32 engine) -> (clean WER %, noisy WER %) on held-out audio
-WerProbe = Callable[[dict[str, Path] | None], tuple[float, float]]
+log = logging.getLogger(__name__)
+
+#: (graph files for the calibrated parts, or None for the fp32 engine; whether noisy) -> WER % on held-out audio
+WerProbe = Callable[[dict[str, Path] | None, bool], float]
 #: (the model, its calibration stream) -> the probe that judges its int8 candidates
 ProbeFactory = Callable[[ExportedModel, CalibrationStream], WerProbe]
 
@@ -42,6 +44,8 @@ class Int8Budget:
     max_rounds: int = 4
     share_per_round: float = 0.15  # of the still-quantized nodes taken back to float in a round (at least one)
     max_float_share: float = 0.6  # past this share of the quantizable nodes in float, int8 has little speed left
+    #: fp32 at or above this clean WER (%) is no model WER can judge int8 by (random weights read about 100 %)
+    unjudgeable_wer: float = 90.0
 
 
 @dataclass
@@ -89,7 +93,14 @@ def _guard(model: ExportedModel, stream: CalibrationStream, probe: WerProbe, bud
     int8_models = {name: onnx.load(str(path)) for name, path in quantized.items()}
     candidates = {(name, node) for name, m in int8_models.items() for node in quantized_nodes(m, INT8_FORMS["cpu"].op_types)}
     total = len(candidates) + sum(len(nodes) for nodes in excluded.values())
-    fp32_clean, fp32_noisy = probe(None)
+    fp32_clean = probe(None, False)
+    if fp32_clean >= budget.unjudgeable_wer:
+        note = (f"fp32 reads {fp32_clean:.0f} % WER on the held-out clean audio, so WER cannot judge int8 (random "
+                "weights?): the rule alone decides")
+        log.warning("int8 budget: %s", note)
+        return Int8Decision(excluded, {"wer_points": budget.wer_points, Precision.FP32: {"wer_clean": fp32_clean},
+                                       "rounds": [], "met": None, "note": note, "quantizable_nodes": total})
+    fp32_noisy = probe(None, True)
     rounds: list[_Round] = []
     sensitivity: dict[tuple[str, str], float] | None = None
     taken: dict[tuple[str, str], str] = {}
@@ -98,11 +109,11 @@ def _guard(model: ExportedModel, stream: CalibrationStream, probe: WerProbe, bud
         for name, int8_model in int8_models.items():
             files[name] = work / f"{name}.round{number}.onnx"
             onnx.save(with_float_nodes(int8_model, float_models[name], {node for part, node in taken if part == name}), str(files[name]))
-        clean, noisy = probe(files)
+        clean, noisy = probe(files, False), probe(files, True)
         rounds.append(_Round(sum(len(nodes) for nodes in excluded.values()) + len(taken), clean, noisy,
                              clean - fp32_clean, noisy - fp32_noisy))
-        print(f"int8 budget, round {number}: WER clean {clean:.2f} % ({clean - fp32_clean:+.2f}), noisy {noisy:.2f} % "
-              f"({noisy - fp32_noisy:+.2f}) against fp32; {rounds[-1].float_nodes} of {total} nodes in float", file=sys.stderr)
+        log.info("int8 budget, round %d: WER clean %.2f %% (%+.2f), noisy %.2f %% (%+.2f) against fp32; %d of %d nodes in float",
+                 number, clean, clean - fp32_clean, noisy, noisy - fp32_noisy, rounds[-1].float_nodes, total)
         met = max(clean - fp32_clean, noisy - fp32_noisy) <= budget.wer_points
         remaining = sorted(candidates - set(taken))
         if met or number == budget.max_rounds or not remaining or rounds[-1].float_nodes > budget.max_float_share * total:
@@ -120,7 +131,7 @@ def _guard(model: ExportedModel, stream: CalibrationStream, probe: WerProbe, bud
     note = "" if met else (f"budget not met: int8 costs {last.cost_clean:+.2f} WER points clean and {last.cost_noisy:+.2f} noisy "
                            f"with {last.float_nodes} of {total} nodes in float; the engine keeps that cost")
     if note:
-        print(f"int8 budget: {note}", file=sys.stderr)
+        log.warning("int8 budget: %s", note)
     return Int8Decision(excluded, {"wer_points": budget.wer_points, Precision.FP32: {"wer_clean": fp32_clean, "wer_noisy": fp32_noisy},
                                    "rounds": [asdict(entry) for entry in rounds], "met": met, "note": note,
                                    "quantizable_nodes": total})

@@ -1,11 +1,11 @@
 """INT8 ONNX from one calibration stream, entropy-calibrated, in the two forms backends want.
 
 - `cpu`: asymmetric U8 activations, S8 per-tensor weights, Q/DQ, MatMul + Conv, GELU chains that read a
-  dequantized output fused (fusions.py). What ONNX Runtime's CPU kernels (VNNI/AMX) run fastest (the
-  README's benchmark table has the measured speed-up).
+  dequantized output fused (fusions.py). What ONNX Runtime's CPU kernels (VNNI/AMX) run fastest
+  (docs/results/2026-12-02-ctc-cpu.md).
 - `tensorrt`: symmetric S8 activations (zero point 0), S8 per-channel weights, Q/DQ, MatMul/Gemm/Conv
   only: the explicit-quantization file TensorRT >= 10 builds from (the only INT8 path in TensorRT 11).
-  Slower than fp32 on a CPU (the README's benchmark shows it), so never the CPU engine.
+  Slower than fp32 on a CPU, so never the CPU engine; built on ONNX Runtime only when asked (`--qdq`).
 
 Both keep LayerNorm, Softmax (its input too: attention scores are not quantized), residual Add and the first
 Conv (it reads the raw input) in float: quantizing Add and LayerNorm destroyed Whisper transcripts in a
@@ -15,6 +15,8 @@ attention probabilities) stay float too: see sensitivity.py. The manifest lists 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,15 +107,16 @@ def quantize_prepared(prepared: Path, target: Path, stream: CalibrationStream, f
             return next(self._pending, None)
 
     activation = QuantType.QInt8 if form.symmetric_activations else QuantType.QUInt8
-    quantize_static(
-        str(prepared), str(target), StreamReader(),
-        quant_format=QuantFormat.QDQ, op_types_to_quantize=list(form.op_types), per_channel=form.per_channel,
-        activation_type=activation, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Entropy,
-        nodes_to_exclude=list(excluded),
-        extra_options={"ActivationSymmetric": form.symmetric_activations, "WeightSymmetric": True,
-                       "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-                       "CalibStridedMinMax": 1},  # despite the name: any calibrator, fed one sample per step
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # its calibrator prints a line per sample range
+        quantize_static(
+            str(prepared), str(target), StreamReader(),
+            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(form.op_types), per_channel=form.per_channel,
+            activation_type=activation, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Entropy,
+            nodes_to_exclude=list(excluded),
+            extra_options={"ActivationSymmetric": form.symmetric_activations, "WeightSymmetric": True,
+                           "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                           "CalibStridedMinMax": 1},  # despite the name: any calibrator, fed one sample per step
+        )
     model = onnx.load(str(target))
     if excluded:
         model = with_float_nodes(model, onnx.load(str(prepared)), set(excluded))
@@ -139,9 +142,8 @@ def quantize_dynamic_int8(source: Path, target: Path) -> dict:
 
     For graphs fed tokens rather than audio (Whisper's decoders): no calibration range to clip outliers,
     and the weights, read once per generated token, shrink four times. One weight scale per output channel:
-    tiny.en's vocabulary projection holds 51864 rows of one scale otherwise. Behind a trimmed fp32 encoder,
-    per-tensor weights cost 0.76 noisy WER points over the same decoders on the whole window, per-channel ones
-    0.32 (24 draws of the study's noise; README, Whisper), at the same speed."""
+    tiny.en's vocabulary projection holds 51864 rows of one scale otherwise; per-channel weights halved what
+    trimming cost, at the same speed (docs/results/2026-12-02-whisper-int8-cpu.md)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, weight_type=QuantType.QInt8)

@@ -30,13 +30,15 @@ RECIPES = {
 
 
 class OnnxRuntimeBuilder:
-    """fp32 as exported; fp16 with norms/softmax/IO in fp32; int8 in the CPU form plus the TensorRT Q/DQ form."""
+    """fp32 as exported; fp16 with norms/softmax/IO in fp32; int8 in the CPU form, and with `qdq` the TensorRT Q/DQ
+    form beside it (`int8-qdq`: the file a TensorRT >= 10 build reads, for a board; slower than fp32 on a CPU)."""
 
     backend = "onnxruntime"
     suffix = ".onnx"
     isolate_builds = False
 
-    def __init__(self) -> None:
+    def __init__(self, qdq: bool = False) -> None:
+        self.qdq = qdq
         try:
             import onnxruntime
         except ImportError:
@@ -47,7 +49,9 @@ class OnnxRuntimeBuilder:
         return self._version
 
     def variants(self, precision: Precision) -> list[Variant]:
-        return [Variant.INT8, Variant.INT8_QDQ] if precision == Precision.INT8 else [Variant(precision.value)]
+        if precision == Precision.INT8:
+            return [Variant.INT8, Variant.INT8_QDQ] if self.qdq else [Variant.INT8]
+        return [Variant(precision.value)]
 
     def part_variant(self, variant: Variant, part: GraphPart) -> Variant:
         # The CPU int8 engine builds each graph as its part says (Whisper: fp32 encoder, dynamic int8 decoders);

@@ -1,6 +1,6 @@
 """TensorRT plans from the exported ONNX, through Polygraphy's loaders (profiles, calibrator, timing cache,
 TF32 and precision flags across TensorRT versions). What can be decided without TensorRT is in
-tensorrt_settings.py; the README's status table says what has run where.
+rules.py; the README's status table says what has run where.
 
 One recipe per path, chosen by variant and TensorRT version:
 - fp32: TF32 off.
