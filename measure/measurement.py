@@ -19,7 +19,7 @@ from asr_engines.manifest import EngineManifest
 from asr_engines.measure.memory import CONTAMINATION_MB, MemoryWatcher
 from asr_engines.measure.meters import Measurement, open_meter
 from asr_engines.measure.results import BenchRow
-from asr_engines.measure.wer import corpus_wer
+from asr_engines.measure.wer import UNJUDGEABLE_WER_PCT, corpus_wer
 from asr_engines.runtime.recognizer import Recognizer, load_recognizer
 from asr_engines.runtime.whisper import PRECISION_DEFAULT, TrimMargin
 from asr_engines.variants import PRECISIONS, Precision
@@ -41,6 +41,7 @@ class BenchSettings:
     meter_root: str = "/"
     sample_hz: float | None = None
     min_window_s: float = 2.0  # energy windows shorter than this repeat the clean pass
+    skip_noisy_above: float = UNJUDGEABLE_WER_PCT  # clean WER (%) at or above which the noisy passes are skipped
     progress: bool = True
 
 
@@ -74,12 +75,17 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
                     for _ in range(repeats):
                         _transcribe_all(recognizer, audio, None)
                 energy = repeated.measurement
-            noisy_hypotheses = [_transcribe_all(recognizer, noisy, bar)[0] for noisy in noisy_sets]
-            bar.close()
-            recognizer.close()
+        # Scored after the memory watcher closed: the normaliser's imports are not the engine's memory. The noisy
+        # passes, after it too, time and meter nothing; they run only for a model whose clean transcripts mean
+        # something (random weights read about 100 % WER, clean or noisy alike).
+        wer_clean = corpus_wer(references, hypotheses).wer
+        noisy_note = "" if wer_clean < settings.skip_noisy_above or not noisy_sets else (
+            f"not measured: {wer_clean:.0f} % WER on clean audio, the model does not transcribe (random weights?)")
+        noisy_hypotheses = [] if noisy_note else [_transcribe_all(recognizer, noisy, bar)[0] for noisy in noisy_sets]
+        bar.close()
+        recognizer.close()
     finally:
         meter.stop()
-    # Scored after the memory watcher closed: the normaliser's imports are not the engine's memory.
     noisy_wers = [corpus_wer(references, hypotheses_noisy).wer for hypotheses_noisy in noisy_hypotheses]
 
     inference_s = float(np.sum(latencies))
@@ -87,7 +93,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         engine=recognizer.name, model=recognizer.manifest.model, backend=recognizer.backend,
         precision=precision_run(recognizer.manifest), variant=recognizer.variant,
         device=recognizer.device, threads=settings.threads, utterances=len(audio), audio_s=round(audio_s, 3),
-        wer_clean=corpus_wer(references, hypotheses).wer,
+        wer_clean=wer_clean,
         wer_noisy=float(np.mean(noisy_wers)) if noisy_wers else None,
         wer_noisy_std=float(np.std(noisy_wers, ddof=1)) if len(noisy_wers) > 1 else None,
         wer_noisy_draws=noisy_wers, noise=str(settings.noise) if settings.noise else None,
@@ -98,7 +104,8 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         load_s=load_s, peak_rss_mb=memory.peaks.rss_mb, system_mem_mb=memory.peaks.system_mb,
         gpu_mem_mb=memory.peaks.gpu_mb, system_mem_note=_system_memory_note(memory.peaks, recognizer.device),
         **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
-        extra={"build": recognizer.manifest.build, "decoding": recognizer.decoding()},
+        extra={"build": recognizer.manifest.build, "decoding": recognizer.decoding(),
+               **({"wer_noisy_note": noisy_note} if noisy_note else {})},
     )
 
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+#: At or above this corpus WER (%) a model does not transcribe (random weights read about 100 %): its WER cannot judge
+#: anything further, noisy audio or an int8 copy (engines/int8/budget.py keeps the same line for the INT8 budget).
+UNJUDGEABLE_WER_PCT = 90.0
 #: Whisper's English spelling map (openai-whisper's normalizers/english.json, MIT).
 SPELLING_MAP = Path(__file__).resolve().parent / "english_spelling.json"
 

@@ -14,8 +14,8 @@ def test_bench_writes_rows_with_finite_wer_and_speed(tiny_engines, tmp_path):
     out = tmp_path / "results"
     result = CliRunner().invoke(bench.command, [
         str(tiny_engines / "tiny-fp32.onnx"), str(tiny_engines / "tiny-fp32.json"), str(tiny_engines / "tiny-int8.onnx"),
-        "--limit", "3", "--noise-draws", "2", "--baseline-s", "0", "--meter", "none", "--threads", "1",
-        "--warmup", "1", "--out", str(out), "--no-progress", "--store", str(tmp_path / "store.sqlite"),
+        "--limit", "3", "--noise-draws", "2", "--skip-noisy-above", "101", "--baseline-s", "0", "--meter", "none",
+        "--threads", "1", "--warmup", "1", "--out", str(out), "--no-progress", "--store", str(tmp_path / "store.sqlite"),
     ])
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "results.json").read_text())
@@ -29,6 +29,17 @@ def test_bench_writes_rows_with_finite_wer_and_speed(tiny_engines, tmp_path):
     with open(out / "results.csv") as handle:
         assert [line["engine"] for line in csv.DictReader(handle)] == ["tiny-fp32", "tiny-int8"]
     assert "tiny-int8" in result.output and "wer_clean" in result.output
+
+
+def test_a_model_that_does_not_transcribe_gets_no_noisy_passes(tiny_engines, tmp_path):
+    """Random weights read about 100 % WER: the noisy passes would say nothing, so they are skipped, and the row says why."""
+    result = CliRunner().invoke(bench.command, [
+        str(tiny_engines / "tiny-int8.json"), "--limit", "2", "--baseline-s", "0", "--meter", "none", "--threads", "1",
+        "--out", str(tmp_path / "out"), "--no-progress", "--store", str(tmp_path / "store.sqlite")])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert row["wer_clean"] >= 90 and row["wer_noisy"] is None and row["wer_noisy_draws"] == []
+    assert row["extra"]["wer_noisy_note"].startswith("not measured: ") and "does not transcribe" in row["extra"]["wer_noisy_note"]
 
 
 def test_bench_refuses_bad_input_in_one_line(tmp_path, tiny_engines):

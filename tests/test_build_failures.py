@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,49 @@ def test_a_truncated_onnx_is_one_line_and_leaves_no_folder(tiny_onnx, tmp_path):
     result = CliRunner().invoke(main, [str(broken), "--out", str(tmp_path / "out"), "--backend", "onnxruntime"])
     assert result.exit_code == 1 and not (tmp_path / "out").exists()
     assert result.output.strip().endswith("model.onnx: not a readable ONNX file, truncated or corrupt (DecodeError); re-export it")
+
+
+def test_a_killed_bench_leaves_no_child_holding_an_engine(tiny_engines, tmp_path):
+    """SIGKILL to `asr-engines bench` while its fresh process measures an engine: that process goes too."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    bench = subprocess.Popen([sys.executable, "-m", "asr_engines", "bench", str(tiny_engines / "tiny-fp32.json"), "--meter", "none",
+                              "--baseline-s", "0", "--skip-noisy-above", "101", "--out", str(tmp_path / "out"),
+                              "--store", str(tmp_path / "store.sqlite"), "--no-progress"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.monotonic() + 60, []
+    while time.monotonic() < deadline and not workers:  # the spawned worker, not multiprocessing's resource tracker
+        time.sleep(0.1)
+        workers = [pid for pid in _children(bench.pid) if b"spawn_main" in _cmdline(pid)]
+    (child,) = workers
+    time.sleep(1)  # the child is measuring
+    bench.send_signal(signal.SIGKILL)
+    bench.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(f"/proc/{child}").exists() and "Z" not in _state(child):
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists() or "Z" in _state(child)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"

@@ -25,6 +25,7 @@ from asr_engines.measure.memory import judge_system_memory, system_used_mb
 from asr_engines.measure.meters import METERS
 from asr_engines.measure.results import write_results
 from asr_engines.measure.store import DEFAULT_STORE, StoreError, append_rows
+from asr_engines.measure.wer import UNJUDGEABLE_WER_PCT
 from asr_engines.processes import in_fresh_process
 from asr_engines.runtime.whisper import PRECISION_DEFAULT, parse_trim_margin
 
@@ -43,6 +44,9 @@ EXAMPLES = """Examples:
 @click.option("--noise", default="study", show_default=True, help=f"Noisy condition: {NOISE_HELP} | none.")
 @click.option("--noise-draws", default=3, show_default=True, type=click.IntRange(min=1),
               help="Seeded noise draws; WER is reported as mean and spread.")
+@click.option("--skip-noisy-above", default=UNJUDGEABLE_WER_PCT, show_default=True, type=float, metavar="PCT",
+              help="Skip the noisy passes of an engine whose clean WER reaches PCT %: a model that does not transcribe "
+                   "(random weights) says nothing more on noise. 101: always run them.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N utterances.")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Utterances transcribed before timing starts.")
@@ -61,17 +65,17 @@ EXAMPLES = """Examples:
 @click.option("--store", default=str(DEFAULT_STORE), show_default=True, type=click.Path(dir_okay=False, path_type=Path),
               help="SQLite results store every run appends to (asr-engines report reads it).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: int, seed: int, limit: int | None,
-         warmup: int, threads: int | None, trim_margin: str, meter: str, meter_root: str, sample_hz: float | None, baseline_s: float,
-         out_dir: Path | None, store: Path, progress: bool) -> None:
-    """Measure each ENGINE (an engine file or its .json sidecar; globs like engines/*.onnx work).
+def command(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws: int, skip_noisy_above: float, seed: int,
+            limit: int | None, warmup: int, threads: int | None, trim_margin: str, meter: str, meter_root: str,
+            sample_hz: float | None, baseline_s: float, out_dir: Path | None, store: Path, progress: bool) -> None:
+    """Measure each ENGINE (an engine file or its .json manifest; globs like engines/*.onnx work).
 
     Columns: wer_clean / wer_noisy (%, Whisper's English normaliser + jiwer corpus WER; noisy is the mean of
     --noise-draws draws), rtfx (audio s / inference s: features + model + decoding), latency_p50/p90/p99_ms per
     utterance, load_s (engine load, kept out of rtfx), peak_rss_mb and gpu_mem_mb (this engine's process),
     system_mem_mb (system-wide, above idle: other processes included), energy_j (one clean pass, gross) and
     energy_net_j (minus the idle baseline), j_per_audio_s. Bad input (engines whose files are not their
-    sidecar's, unreadable or non-finite audio) stops the run before anything is measured or stored.
+    manifest's, unreadable or non-finite audio) stops the run before anything is measured or stored.
     """
     try:
         manifests = list(dict.fromkeys(manifest_path_for(path) for path in engine_paths))
@@ -84,7 +88,7 @@ def command(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws
     except (ManifestError, DatasetError, NoiseSpecError, AudioError, ValueError) as error:
         sys.exit(f"bench: {error}")
     out_dir = out_dir or Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    settings = BenchSettings(dataset=dataset, noise=noise_spec, noise_draws=noise_draws,
+    settings = BenchSettings(dataset=dataset, noise=noise_spec, noise_draws=noise_draws, skip_noisy_above=skip_noisy_above,
                              seed=seed, limit=limit, warmup=warmup, threads=threads, trim_margin_s=trim_margin_s, meter=meter,
                              meter_root=meter_root, sample_hz=sample_hz, progress=progress)
     try:
