@@ -1,4 +1,4 @@
-# asr-engines: make install | make engines MODEL=wav2vec2 | make bench MODEL=wav2vec2 | make test
+# asr-engines: make install | make engines MODEL=wav2vec2 | make bench MODEL=wav2vec2 | make test | make test-slow
 # MODEL: an alias (asr-engines export --help lists them), a Hub id, a local folder, or random:wav2vec2-base.
 
 PYTHON     ?= .venv/bin/python
@@ -13,7 +13,7 @@ ENGINES_DIR ?= engines
 BENCH_ARGS ?=
 CHECK_ONNX ?=
 
-.PHONY: install install-jetson onnx engines bench test check-device clean
+.PHONY: install install-jetson onnx engines bench test test-slow check-device clean
 
 install: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -47,9 +47,14 @@ engines: onnx
 bench:
 	$(ASR) bench $(ENGINES_DIR)/$(NAME)-*.json --out results/$(NAME) $(BENCH_ARGS)
 
+# The quick suite (two workers: the development machine's two cores); test-slow: real weights, a fresh venv
+# beside transformers 5. CI (.ci/run) runs both.
 test:
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q -n 2   # two workers: the two cores of the development machine
+	$(PYTHON) -m pytest -q -n 2 -m "not slow"
+
+test-slow:
+	$(PYTHON) -m pytest -q -n 2 -m slow
 
 check-device:
 	$(ASR) check-device $(CHECK_ONNX)

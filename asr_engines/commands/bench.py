@@ -46,7 +46,7 @@ EXAMPLES = """Examples:
               help="Seeded noise draws; WER is reported as mean and spread.")
 @click.option("--skip-noisy-above", default=UNJUDGEABLE_WER_PCT, show_default=True, type=float, metavar="PCT",
               help="Skip the noisy passes of an engine whose clean WER reaches PCT %: a model that does not transcribe "
-                   "(random weights) says nothing more on noise. 101: always run them.")
+                   "(random weights) says nothing more on noise. inf: always run them.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N utterances.")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Utterances transcribed before timing starts.")
