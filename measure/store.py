@@ -96,7 +96,7 @@ def load_rows(path: Path = DEFAULT_STORE, timeout_s: float = 30.0) -> list[Bench
     """Every stored row, oldest first."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"{path}: no results store here; run `python -m runtime.bench ... --store {path}` first")
+        raise StoreError(f"{path}: no results store here; run `asr-engines bench ... --store {path}` first")
     connection = _connect(path, timeout_s)
     try:
         records = connection.execute("SELECT row FROM results ORDER BY created_at, rowid").fetchall()

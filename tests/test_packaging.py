@@ -45,9 +45,12 @@ def run_without(hidden: list[str], *arguments: str) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    dist = tmp_path_factory.mktemp("dist")
+    dist, source = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("source") / "asr-engines"
+    # built from a copy: setuptools leaves build/ beside the sources, and a stale build/lib would reach later wheels
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "onnx", "results", "reports", "build",
+                                                                "*.egg-info", "__pycache__", "*-fp32*", "*-fp16*", "*-int8*"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(dist),
-                    str(ROOT)], check=True, timeout=600)
+                    str(source)], check=True, timeout=600)
     (built,) = dist.glob("asr_engines-*.whl")
     return built
 
