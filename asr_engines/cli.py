@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import click
 
-from asr_engines.extras import missing_extras
+from asr_engines.extras import require
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,7 @@ class LazyGroup(click.Group):
         subcommand = SUBCOMMANDS.get(name)
         if subcommand is None:
             return None
-        missing = missing_extras(*subcommand.extras)
-        if missing:
-            modules = sorted({module for absent in missing.values() for module in absent})
-            click.echo(f"asr-engines {name}: needs {', '.join(modules)}, not installed here: "
-                       f"pip install 'asr-engines[{','.join(missing)}]'", err=True)
-            ctx.exit(1)
+        require(f"asr-engines {name}", *subcommand.extras)
         module, attribute = subcommand.target.split(":")
         return getattr(importlib.import_module(module), attribute)
 
