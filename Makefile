@@ -20,7 +20,7 @@ install: .venv/.installed
 	python3 -m venv .venv
 	.venv/bin/pip install --quiet --upgrade pip
 	.venv/bin/pip install --quiet torch==2.13.0   # the CPU wheel first, so nothing pulls a CUDA build
-	.venv/bin/pip install --quiet -e '.[export,build,bench,cpu,report,nvml,test]'
+	.venv/bin/pip install --quiet -e '.[export,build,bench,cpu,report,nvml,serve,test]'
 	touch $@
 
 # On a Jetson: JetPack's TensorRT is seen through the system site-packages; pycuda builds against CUDA.
@@ -32,7 +32,7 @@ install-jetson:
 	python3 -m venv --system-site-packages .venv
 	.venv/bin/pip install --quiet --upgrade pip
 	.venv/bin/python -c "import tensorrt" || { echo "TensorRT's Python bindings missing: sudo apt install python3-libnvinfer"; exit 1; }
-	.venv/bin/pip install --quiet -e '.[jetson,build,bench,report,test]'
+	.venv/bin/pip install --quiet -e '.[jetson,build,bench,report,serve,test]'
 	# ONNX Runtime's quantizer makes the INT8 files; NVIDIA's Jetson wheel of onnxruntime-gpu serves if installed.
 	.venv/bin/python -c "import onnxruntime" 2>/dev/null || .venv/bin/pip install --quiet onnxruntime
 	touch .venv/.installed

@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "calibrate": Subcommand("asr_engines.commands.calibrate:command", ("build",), "Calibration audio: datasets and noisy copies."),
     "build": Subcommand("asr_engines.commands.build:command", ("build",), "Build fp32/fp16/int8 engines from an export folder."),
     "transcribe": Subcommand("asr_engines.commands.transcribe:command", (), "Print what an engine hears in audio files."),
+    "serve": Subcommand("asr_engines.commands.serve:command", ("serve",), "Serve an engine over Wyoming and OpenAI's HTTP API."),
     "bench": Subcommand("asr_engines.commands.bench:command", ("bench",), "Measure engines: WER, speed, memory, energy."),
     "report": Subcommand("asr_engines.commands.report:command", ("report",), "Figures, tables and a pick from the results store."),
     "check-meter": Subcommand("asr_engines.commands.check_meter:command", ("bench",), "Check a power meter under load."),

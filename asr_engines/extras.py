@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "build": ("tqdm", "onnx"),
     "bench": ("tqdm", "jiwer", "transformers"),
     "report": ("matplotlib",),
+    "serve": ("wyoming", "starlette", "uvicorn", "multipart", "prometheus_client"),
 }
 
 

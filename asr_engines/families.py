@@ -62,6 +62,9 @@ WHISPER = Family(
     _whisper_front_end,
     None,
 )
+#: Samples per CTC output frame: the wav2vec2 family's convolutional encoder strides 5 * 2**6 (streaming chunks fall
+#: on frame edges, runtime/ctc_stream.py).
+CTC_FRAME_HOP = 320
 FAMILIES: dict[str, Family] = {family.name: family for family in (CTC, WHISPER)}
 
 

@@ -14,7 +14,9 @@ from asr_engines.manifest import EngineManifest, load_manifest
 from asr_engines.runtime.backends import load_engine
 from asr_engines.runtime.chunking import chunked_logits
 from asr_engines.runtime.ctc import CTCDecoder
+from asr_engines.runtime.ctc_stream import ChunkedCTCStream
 from asr_engines.runtime.engine import ClosedOnExit, Engine
+from asr_engines.runtime.streaming import Stream, StreamOptions
 from asr_engines.runtime.whisper import PRECISION_DEFAULT, TrimMargin, WhisperRecognizer
 from asr_engines.variants import Precision, Variant
 
@@ -35,6 +37,10 @@ class Recognizer(Protocol):
 
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
         """Several utterances at once where the model allows it."""
+        ...
+
+    def stream(self, options: StreamOptions | None = None) -> Stream:
+        """A live stream: `accept` chunks, `partial()`, `finish()` (streaming.py)."""
         ...
 
     def decoding(self) -> dict:
@@ -81,6 +87,9 @@ class CTCRecognizer(ClosedOnExit):
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         check_rate(audio, sample_rate)
         return self._decode(self.logits(audio))
+
+    def stream(self, options: StreamOptions | None = None) -> Stream:
+        return ChunkedCTCStream(self.logits, self._decode, options or StreamOptions())
 
     def decoding(self) -> dict:
         return {"chunk_s": self.chunk / SAMPLE_RATE, "stride_s": self.stride / SAMPLE_RATE}

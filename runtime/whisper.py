@@ -28,6 +28,7 @@ from asr_engines.audio import SAMPLE_RATE, check_rate
 from asr_engines.features import front_end_from_config
 from asr_engines.manifest import EngineManifest
 from asr_engines.runtime.engine import ClosedOnExit, Engine
+from asr_engines.runtime.streaming import SegmentedStream, StreamOptions
 from asr_engines.runtime.whisper_timestamps import TimestampRules
 from asr_engines.variants import Precision
 
@@ -115,6 +116,10 @@ class WhisperRecognizer(ClosedOnExit):
 
     def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         return self.transcribe_batch([audio], sample_rate=sample_rate)[0]
+
+    def stream(self, options: StreamOptions | None = None) -> SegmentedStream:
+        """A live stream decoded segment by segment (streaming.py)."""
+        return SegmentedStream(self.transcribe, options or StreamOptions())
 
     def decoding(self) -> dict:
         return {"trim_margin_s": self.trim_margin_s, "whole_window_retries": self.whole_window_retries}

@@ -13,7 +13,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
 #: Bottom to top. A module may import its own layer and the layers below it, never one above.
-STAGES = ("export", "calibration", "engines", "runtime", "measure")
+STAGES = ("export", "calibration", "engines", "runtime", "measure", "serve")
 TOP = ("asr_engines.check_device", "asr_engines.commands", "asr_engines.cli", "asr_engines.__main__")
 BACKEND_MODULES = {"asr_engines.engines.trt.builder", "asr_engines.engines.onnxrt.builder",
                    "asr_engines.runtime.onnxruntime_engine", "asr_engines.runtime.tensorrt_engine"}
@@ -47,11 +47,11 @@ def imports() -> dict[str, set[str]]:
 
 
 def layer(module: str) -> int:
-    """0: the shared modules; 1..5: the stages; 6: the commands and the hardware check; 7: the package's face."""
+    """0: the shared modules; 1..6: the stages; 7: the commands and the hardware check; 8: the package's face."""
     if module == "asr_engines":
-        return 7
+        return len(STAGES) + 2
     if module.startswith(TOP):
-        return 6
+        return len(STAGES) + 1
     stage = module.split(".")[1]
     return STAGES.index(stage) + 1 if stage in STAGES else 0
 
