@@ -141,7 +141,8 @@ class StreamBase:
         return " ".join(segment.text for segment in self.segments)
 
     def endpoint(self, trailing_silence_s: float) -> bool:
-        return self.segmenter.heard_speech and not self.segmenter.in_speech and self.segmenter.silence_s() >= trailing_silence_s
+        # independent of the silence that closes a segment: an utterance can end sooner than a segment would
+        return self.segmenter.heard_speech and self.segmenter.silence_s() >= trailing_silence_s
 
     def finish(self) -> Transcript:
         if not self._finished:
@@ -171,14 +172,20 @@ class SegmentedStream(StreamBase):
         self._transcribe = transcribe
         self._open: int | None = None  # start of the open segment
         self._partial, self._partial_at = "", -1
+        self._ready: tuple[int, int, str] | None = None  # (start, end, text): the open segment decoded as if it ended
 
     def _boundary(self, boundary: SpeechStart | SpeechCut | SpeechEnd) -> None:
         if isinstance(boundary, SpeechStart):
             self._open = boundary.sample
             return
         start, self._open, self._partial = self._open, boundary.sample if isinstance(boundary, SpeechCut) else None, ""
+        ready, self._ready = self._ready, None
         if start is not None and getattr(boundary, "is_speech", True) and boundary.sample - start >= FRAME:
-            self._commit(start, boundary.sample, self._transcribe(self.window.slice(start, boundary.sample)))
+            if ready and ready[:2] == (start, boundary.sample):
+                text = ready[2]
+            else:
+                text = self._transcribe(self.window.slice(start, boundary.sample))
+            self._commit(start, boundary.sample, text)
         self._drop_old_audio()
 
     def _drop_old_audio(self) -> None:
@@ -186,6 +193,12 @@ class SegmentedStream(StreamBase):
         self.window.drop_before(self._open if self._open is not None else self.segmenter.samples - pad - FRAME)
 
     def _after_audio(self) -> None:
+        """Once the speech has paused for the padding, decode the open segment as if it ended there: if it does
+        (the VAD's silence, audio-stop, an endpoint), that text is final at once, not one decode later."""
+        if self._open is not None and self.segmenter.open_is_speech():
+            end = self.segmenter.last_speech_end + int(self.options.vad.speech_pad_s * SAMPLE_RATE)
+            if end <= self.segmenter.samples and (self._ready is None or self._ready[:2] != (self._open, end)):
+                self._ready = (self._open, end, self._transcribe(self.window.slice(self._open, end)))
         self._drop_old_audio()
 
     def partial(self) -> str:

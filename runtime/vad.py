@@ -26,12 +26,14 @@ FRAME = 512  # samples per Silero frame at 16 kHz
 
 @dataclass(frozen=True)
 class VadOptions:
-    """How speech is told from silence. The defaults are Silero's own (get_speech_timestamps)."""
+    """How speech is told from silence. Thresholds are Silero's own (get_speech_timestamps); the silence and the
+    padding are longer than its 0.1 s / 0.03 s: Whisper fed shorter segments lost 2.2 WER points against the
+    whole utterance (docs/results/2026-12-04-serving.md)."""
 
     threshold: float = 0.5  # a frame this likely to be speech opens a segment
     release: float = 0.35  # ... and the segment may close once frames fall below this
-    min_silence_s: float = 0.5  # silence that closes a segment
-    speech_pad_s: float = 0.2  # audio kept on both sides of a segment's speech
+    min_silence_s: float = 1.0  # silence that closes a segment
+    speech_pad_s: float = 0.4  # audio kept on both sides of a segment's speech
     min_speech_s: float = 0.25  # less speech than this in a segment is noise
 
     def __post_init__(self):
@@ -120,6 +122,10 @@ class SpeechSegmenter:
         self._speech_frames = sum(p >= self.options.release for p in self.probabilities)
         self.open_start = cut
         return SpeechCut(cut)
+
+    def open_is_speech(self) -> bool:
+        """The open segment already holds enough speech not to be noise."""
+        return self.in_speech and self._speech_frames * FRAME >= self.options.min_speech_s * SAMPLE_RATE
 
     def silence_s(self) -> float:
         """Seconds since the last speech frame (since the start where none was heard)."""

@@ -146,7 +146,8 @@ def test_the_wheel_installs_beside_transformers_5_and_the_example_app_runs(wheel
                             text=True, timeout=300, env=environment)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("file: ") and len(lines[0]) > len("file: ") and lines[-1].startswith("caption at")
+    assert lines[0].startswith("file: ") and len(lines[0]) > len("file: ") and lines[1].startswith("caption at")
+    assert lines[-1].startswith("final: ")
     imported = subprocess.run([python, "-c", "import asr_engines.runtime, sys; print(asr_engines.runtime.__file__)"],
                               capture_output=True, text=True, cwd=tmp_path, env=environment).stdout
     assert str(tmp_path / "venv") in imported  # the installed wheel, not this checkout

@@ -76,6 +76,14 @@ def test_segmented_stream_decodes_each_segment_once(two_utterances):
     assert committed[len(committed) // 2] == "segment 1"  # the first was final while the second was spoken
 
 
+def test_a_segment_that_paused_is_final_without_another_decode(utterances):
+    decoded = []
+    stream = SegmentedStream(lambda audio: decoded.append(len(audio)) or "said", StreamOptions())
+    feed(stream, np.concatenate([utterances[0].load(), np.zeros(SAMPLE_RATE // 2, np.float32)]), [1024])
+    assert stream.segmenter.in_speech and len(decoded) == 1  # decoded in the pause, before the VAD closed it
+    assert stream.finish().text == "said" and len(decoded) == 1
+
+
 @pytest.mark.slow
 def test_segmented_stream_cost_and_memory_do_not_grow_with_its_length(utterances):
     """Ten minutes of speech against 30 s: the samples decoded per audio second within 1.5x, the audio held bounded."""

@@ -44,9 +44,9 @@ def serving_options(function):
     @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(min=1),
                   help="Streams decoded at the same time (threads sharing the engine; TensorRT: 1).")
     @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per decode for the backend [default: the backend's].")
-    @click.option("--vad-threshold", default=0.5, show_default=True, type=click.FloatRange(0.05, 0.95),
+    @click.option("--vad-threshold", default=VadOptions.threshold, show_default=True, type=click.FloatRange(0.05, 0.95),
                   help="Silero speech probability that opens a segment.")
-    @click.option("--min-silence", default=0.5, show_default=True, type=click.FloatRange(0.05, 5),
+    @click.option("--min-silence", default=VadOptions.min_silence_s, show_default=True, type=click.FloatRange(0.05, 5),
                   help="Seconds of silence that close a speech segment.")
     @click.option("--max-segment", default=20.0, show_default=True, type=click.FloatRange(1, 28),
                   help="Seconds after which an open segment is closed (at its quietest frame).")
@@ -54,7 +54,7 @@ def serving_options(function):
                   help="On SIGTERM, seconds to let open streams finish.")
     @functools.wraps(function)
     def wrapper(engine, max_streams, concurrency, threads, vad_threshold, min_silence, max_segment, drain, **kwargs):
-        vad = VadOptions(threshold=vad_threshold, release=max(0.05, vad_threshold - 0.15), min_silence_s=min_silence)
+        vad = VadOptions(threshold=vad_threshold, release=max(0.05, vad_threshold - 0.15), min_silence_s=min_silence)  # Silero's gap
         shared = dict(max_streams=max_streams, concurrency=concurrency, drain_s=drain,
                       stream=StreamOptions(vad=vad, max_segment_s=max_segment))
         options = function(shared=shared, **kwargs)
