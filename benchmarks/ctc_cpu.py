@@ -8,7 +8,9 @@ decoding, one utterance at a time, after one warm-up utterance; every system get
 this one run. Each system reads the set `--passes` times, the systems taking turns pass by pass, and keeps its
 fastest pass: on a shared machine a burst of other work slows whichever system runs during it (one pass
 per system read int8/fp32 anywhere from 1.93 to 2.63 over five runs of the same engines).
-The last line reads `ratio int8/pytorch_fp32=X.XX int8/fp32=Y.YY`.
+The machine's load is recorded around the passes (measure/machine_load.py; it first waits up to `--settle-s` for
+the load average to fall). The last line reads `ratio int8/pytorch_fp32=X.XX int8/fp32=Y.YY load_before=L
+other_cores=C comparable=yes|no`: a ratio read while other processes took CPU is not comparable.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from asr_engines.engines.backends import make_builder
 from asr_engines.engines.build import CalibrationSettings, build_engines
 from asr_engines.export import export_onnx, resolve_model
 from asr_engines.features import CTCFrontEnd
+from asr_engines.measure.machine_load import LoadWatch
 from asr_engines.runtime.ctc import CTCDecoder
 from asr_engines.variants import PRECISIONS, Precision
 from benchmarks.engine_cache import cache_for
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--settle-s", type=float, default=120.0, help="Wait up to this long for a quiet machine first.")
     args = parser.parse_args()
 
     cache_for(WORK)
@@ -79,9 +83,14 @@ def main() -> None:
     systems = {variant: recognizer.transcribe for variant, recognizer in recognizers.items()}
     systems["pytorch_fp32"] = pytorch_transcriber(source.location, recognizers[Precision.FP32]._decode, args.threads)
     passes: dict[str, list[float]] = {system: [] for system in systems}
+    watch = LoadWatch()
+    print(f"load average {watch.settle(args.settle_s):.2f} before the passes (waited up to {args.settle_s:.0f} s)", flush=True)
+    watch.begin()
     for _ in range(args.passes):
         for system, transcribe in systems.items():
             passes[system].append(rtfx(transcribe, audio))
+            watch.tick()
+    load = watch.end()
     print("passes: " + "; ".join(f"{system} " + " ".join(f"{value:.1f}" for value in values) for system, values in passes.items()))
     results = {system: max(values) for system, values in passes.items()}
 
@@ -89,7 +98,8 @@ def main() -> None:
     for system, value in results.items():
         print(f"{system:<14}{value:>8.1f}{value / results['pytorch_fp32']:>11.2f}x")
     int8, fp32 = results[Precision.INT8], results[Precision.FP32]
-    print(f"ratio int8/pytorch_fp32={int8 / results['pytorch_fp32']:.2f} int8/fp32={int8 / fp32:.2f}")
+    print(load.describe())
+    print(f"ratio int8/pytorch_fp32={int8 / results['pytorch_fp32']:.2f} int8/fp32={int8 / fp32:.2f} {load.tag()}")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ audio plus 8 s; the WER cost: docs/results/2026-12-02-whisper-trim.md). More fig
 window for fp32 and int8 (`whole`, or `trim8` where the default is the whole window), and `batch8`, eight
 utterances decoded at a time (`transcribe_batch`; RTFx over the same audio). The last line reads
 `ratio best/ct2_int8=X.XX wer_delta=Y.YY`: our fastest default engine (one utterance at a time) within 0.5 WER
-points of CTranslate2 int8, its RTFx over CT2 int8's, and its WER minus CT2 int8's (points); the line before it
-says the same of the other rows.
+points of CTranslate2 int8, its RTFx over CT2 int8's, and its WER minus CT2 int8's (points), then the machine's
+load around the passes (`load_before=L other_cores=C comparable=yes|no`, measure/machine_load.py; it first waits
+up to `--settle-s` for the load average to fall); the line before it says the same of the other rows.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from asr_engines.engines.backends import make_builder
 from asr_engines.engines.build import CalibrationSettings, build_engines
 from asr_engines.export import export_onnx, resolve_model
 from asr_engines.features import WhisperFrontEnd
+from asr_engines.measure.machine_load import LoadWatch
 from asr_engines.measure.wer import corpus_wer
 from asr_engines.variants import PRECISIONS, Precision
 from benchmarks.engine_cache import cache_for
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--settle-s", type=float, default=120.0, help="Wait up to this long for a quiet machine first.")
     args = parser.parse_args()
 
     cache_for(WORK)
@@ -131,6 +134,9 @@ def main() -> None:
     systems["ct2_int8"] = ctranslate2_system(args.model, "int8", args.threads, prompt)
 
     results: dict[str, tuple[float, float]] = {}
+    watch = LoadWatch()
+    print(f"load average {watch.settle(args.settle_s):.2f} before the passes (waited up to {args.settle_s:.0f} s)", flush=True)
+    watch.begin()
     for turn in range(args.passes):  # the systems take turns pass by pass; each keeps its fastest pass
         for name, system in {**systems, **opt_in}.items():
             texts, seconds = system(audio) if name.endswith("_batch8") else timed(system, audio)
@@ -139,10 +145,13 @@ def main() -> None:
                 raise SystemExit(f"{name}: pass {turn + 1} read {wer:.2f} % WER, pass 1 {results[name][0]:.2f} %")
             results[name] = (wer, max(audio_s / seconds, results.get(name, (0, 0))[1]))
             print(f"  pass {turn + 1} {name}: WER {wer:.2f} %, RTFx {audio_s / seconds:.1f}", flush=True)
+            watch.tick()
+    load = watch.end()
 
     print(f"\n{'system':<20}{'WER %':>8}{'RTFx':>8}{'vs ct2_int8':>13}")
     for name, (wer, rtfx) in results.items():
         print(f"{name:<20}{wer:>8.2f}{rtfx:>8.1f}{rtfx / results['ct2_int8'][1]:>12.2f}x")
+    print(load.describe())
     ct2_wer, ct2_rtfx = results["ct2_int8"]
     for label, names in (("other", opt_in), ("default", [name for name in systems if name.startswith("ours_")])):
         ours = {name: results[name] for name in names}
@@ -150,7 +159,7 @@ def main() -> None:
         best = max(eligible, key=lambda name: eligible[name][1])
         print(f"best {label}: {best}")
         print(f"{'other ' if label == 'other' else ''}ratio best/ct2_int8={eligible[best][1] / ct2_rtfx:.2f} "
-              f"wer_delta={eligible[best][0] - ct2_wer:.2f}")
+              f"wer_delta={eligible[best][0] - ct2_wer:.2f} {load.tag()}")
 
 
 if __name__ == "__main__":
