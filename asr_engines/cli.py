@@ -25,10 +25,12 @@ class Subcommand:
 
 #: name -> subcommand, in the order of the pipeline. A new job is a new module in asr_engines/commands and a line here.
 SUBCOMMANDS: dict[str, Subcommand] = {
+    "convert": Subcommand("asr_engines.commands.convert:command", ("export", "cpu"), "Make a checkpoint from another runtime's weights."),
     "export": Subcommand("asr_engines.commands.export:command", ("export",), "Export a speech model to ONNX (Optimum)."),
     "calibrate": Subcommand("asr_engines.commands.calibrate:command", ("build",), "Calibration audio: datasets and noisy copies."),
     "build": Subcommand("asr_engines.commands.build:command", ("build",), "Build fp32/fp16/int8 engines from an export folder."),
     "transcribe": Subcommand("asr_engines.commands.transcribe:command", (), "Print what an engine hears in audio files."),
+    "check": Subcommand("asr_engines.commands.check:command", (), "Re-hash every file of an engine against its manifest."),
     "serve": Subcommand("asr_engines.commands.serve:command", ("serve",), "Serve an engine over Wyoming and OpenAI's HTTP API."),
     "bench": Subcommand("asr_engines.commands.bench:command", ("bench",), "Measure engines: WER, speed, memory, energy."),
     "report": Subcommand("asr_engines.commands.report:command", ("report",), "Figures, tables and a pick from the results store."),

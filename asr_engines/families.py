@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from asr_engines.features import CTCFrontEnd, FrontEnd, WhisperFrontEnd
+from asr_engines.features import CTCFrontEnd, FrontEnd, MoonshineFrontEnd, WhisperFrontEnd
 from asr_engines.variants import Variant
 
 
@@ -25,6 +25,7 @@ class GraphPart:
     calibrated: bool = True
     sliced_positions: bool = False  # Whisper's encoder: ONNX Runtime engines take fewer frames (passes/encoder_positions.py)
     cpu_int8: Variant = Variant.INT8
+    token_head: str = ""  # Whisper's decoders: "first" (reads the prompt) or "next" get a greedy head (passes/token_head.py)
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,49 @@ CTC = Family(
 WHISPER = Family(
     "whisper", lambda model_type, architectures: model_type == "whisper",
     (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True, cpu_int8=Variant.FP32),
-     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC),
-     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC)),
+     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC, token_head="first"),
+     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC, token_head="next")),
     _whisper_front_end,
     None,
 )
+#: Moonshine: an encoder whose length follows the audio's (raw samples in, no 30 s window), a decoder for the first
+#: token and one with a KV cache, as Optimum exports it. The decoders take no calibration, as Whisper's; on a CPU
+#: they take int8 weights with activations quantized per call, and the encoder stays fp32: quantized so, it cost
+#: Moonshine base +8.9 WER points on noisy speech (docs/results/2026-12-05-moonshine.md). A recording past one input's length
+#: (MOONSHINE_MAX_INPUT_S) is read a voice-activity segment at a time (runtime/moonshine.py).
+MOONSHINE = Family(
+    "moonshine", lambda model_type, architectures: model_type == "moonshine",
+    (GraphPart("encoder", "encoder_model.onnx", cpu_int8=Variant.FP32),
+     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC),
+     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC)),
+    lambda config: MoonshineFrontEnd(),
+    None,
+)
+#: The longest audio a Moonshine engine reads in one pass (its training segments were at most about 30 s).
+MOONSHINE_MAX_INPUT_S = 30.0
+
+
+def moonshine_frames(samples: int) -> int:
+    """The encoder's output frames for `samples` of audio: its three convolutions (kernel/stride 127/64, 7/3, 3/2)."""
+    frames = samples
+    for kernel, stride in ((127, 64), (7, 3), (3, 2)):
+        frames = (frames - kernel) // stride + 1 if frames >= kernel else 0
+    return frames
+
+
+#: The length of the audio mask Moonshine's decoders take (as long as the audio: the decoder reads every 384th value,
+#: a stride the export fixes), named apart from the encoder's output length it shares a name with in Optimum's export.
+MOONSHINE_AUDIO_LENGTH = "audio_sequence_length"
+#: The fewest samples that give Moonshine's encoder an output frame (56 ms at 16 kHz).
+MOONSHINE_MIN_SAMPLES = 127 + 64 * (7 - 1 + 3 * (3 - 1))
+#: The greedy head's outputs on Whisper's decoders (engines/passes/token_head.py writes them, runtime/whisper.py reads them).
+NEXT_TOKEN, NEXT_TOKEN_LOGPROB, NO_SPEECH_LOGPROB = "next_token", "next_token_logprob", "no_speech_logprob"
 #: Samples per CTC output frame: the wav2vec2 family's convolutional encoder strides 5 * 2**6 (streaming chunks fall
 #: on frame edges, runtime/ctc_stream.py).
 CTC_FRAME_HOP = 320
-FAMILIES: dict[str, Family] = {family.name: family for family in (CTC, WHISPER)}
+#: The fewest samples that give a CTC output frame: the convolutional encoder's receptive field (25 ms at 16 kHz).
+CTC_MIN_SAMPLES = 400
+FAMILIES: dict[str, Family] = {family.name: family for family in (CTC, WHISPER, MOONSHINE)}
 
 
 def family_of(model_type: str, architectures: list[str]) -> Family | None:

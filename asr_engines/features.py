@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from asr_engines.audio import SAMPLE_RATE
+from asr_engines.audio import SAMPLE_RATE, Samples
 
 
 class FrontEnd(Protocol):
@@ -50,6 +50,29 @@ class CTCFrontEnd:
 
     def config(self) -> dict:
         return {"kind": "ctc", "input_name": self.input_name, "do_normalize": self.do_normalize}
+
+
+@dataclass(frozen=True)
+class MoonshineFrontEnd:
+    """Moonshine's input: raw samples as they are (its processor does not normalise) and an attention mask over
+    them, ones on the audio and zeros on padding, so calibration's fixed-length inputs mask what they pad."""
+
+    input_name: str = "input_values"
+    mask_name: str = "attention_mask"
+
+    def __call__(self, audio: np.ndarray) -> dict[str, np.ndarray]:
+        samples = np.asarray(audio, np.float32)[np.newaxis, :]
+        return {self.input_name: samples, self.mask_name: np.ones(samples.shape, np.int64)}
+
+    def fixed_length(self, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, np.ndarray]:
+        length = int(round(seconds * SAMPLE_RATE))
+        values, mask = inputs[self.input_name][:, :length], inputs[self.mask_name][:, :length]
+        padded, padded_mask = np.zeros((values.shape[0], length), np.float32), np.zeros((mask.shape[0], length), np.int64)
+        padded[:, : values.shape[1]], padded_mask[:, : mask.shape[1]] = values, mask
+        return {self.input_name: padded, self.mask_name: padded_mask}
+
+    def config(self) -> dict:
+        return {"kind": "moonshine", "input_name": self.input_name, "mask_name": self.mask_name}
 
 
 def _hertz_to_mel(hertz: np.ndarray) -> np.ndarray:
@@ -106,19 +129,51 @@ class WhisperFrontEnd:
         waveform[: clip.size] = clip
         return {self.input_name: self.log_mel(waveform)[np.newaxis, :, :frames]}
 
-    def log_mel(self, audio: np.ndarray, block_frames: int = 3000) -> np.ndarray:
-        """[num_mel_bins, len(audio) // hop_length] float32 log-mel of a whole recording, with the 8-decade floor
-        taken over all of it. Computed in blocks of frames, so a 10-minute file never holds its whole STFT."""
-        padded = np.pad(np.asarray(audio, np.float64), self.n_fft // 2, mode="reflect")
-        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length][:-1]
+    def frames_in(self, samples: int) -> int:
+        """Log-mel frames of a recording of `samples` (transformers drops the STFT's last frame)."""
+        return samples // self.hop_length
+
+    def log_mel(self, audio: Samples, first: int = 0, frames: int | None = None, top: float | None = None) -> np.ndarray:
+        """[num_mel_bins, frames] float32 log-mel of frames [first, first + frames) of a recording (all of them by
+        default), each exactly as the whole recording's STFT has it: the recording is reflected at its two ends,
+        as transformers pads it. The 8-decade floor sits under `top`, the whole recording's highest log10 mel
+        (`log10_top`); it is computed here when not given. Only the samples those frames read are touched, a block
+        of frames at a time, so a window of a 3-hour `Recording` costs a window's memory."""
+        frames = self.frames_in(len(audio)) - first if frames is None else frames
+        top = self.log10_top(audio) if top is None else top
+        log_spec = self._log10_mel(audio, first, frames)
+        np.maximum(log_spec, top - 8.0, out=log_spec)
+        return (log_spec + 4.0) / 4.0
+
+    def log10_top(self, audio: Samples, block_frames: int = 3000) -> float:
+        """The highest log10 mel over the whole recording, the reference of its 8-decade floor; read in blocks."""
+        total = self.frames_in(len(audio))
+        return max((float(self._log10_mel(audio, start, min(block_frames, total - start)).max())
+                    for start in range(0, total, block_frames)), default=-10.0)  # no frame: the 1e-10 floor
+
+    def _log10_mel(self, audio: Samples, first: int, frames: int, block_frames: int = 3000) -> np.ndarray:
+        """[num_mel_bins, frames] float32 log10 mel (floored at 1e-10 only) of frames [first, first + frames)."""
         window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)
-        log_spec = np.empty((self.num_mel_bins, len(frames)), np.float32)
-        for start in range(0, len(frames), block_frames):
-            power = np.abs(np.fft.rfft(frames[start : start + block_frames] * window, axis=-1)) ** 2
-            mel = power @ _cached_filters(self.num_mel_bins, self.n_fft)
-            log_spec[:, start : start + block_frames] = np.log10(np.maximum(mel, 1e-10)).T
-        log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-        return np.ascontiguousarray((log_spec + 4.0) / 4.0, dtype=np.float32)
+        log_spec = np.empty((self.num_mel_bins, frames), np.float32)
+        for start in range(0, frames, block_frames):
+            count = min(block_frames, frames - start)
+            samples = self._frame_samples(audio, first + start, count)
+            stacked = np.lib.stride_tricks.sliding_window_view(samples, self.n_fft)[:: self.hop_length][:count]
+            power = np.abs(np.fft.rfft(stacked * window, axis=-1)) ** 2
+            log_spec[:, start : start + count] = np.log10(np.maximum(power @ _cached_filters(self.num_mel_bins, self.n_fft), 1e-10)).T
+        return log_spec
+
+    def _frame_samples(self, audio: Samples, first: int, frames: int) -> np.ndarray:
+        """float64 samples frames [first, first + frames) read: those of the recording padded by n_fft // 2 on each
+        side by reflection (numpy's "reflect"), without padding, or copying, the rest of it."""
+        pad, length = self.n_fft // 2, len(audio)
+        begin, end = first * self.hop_length - pad, (first + frames - 1) * self.hop_length + self.n_fft - pad
+        if length <= pad:  # shorter than the padding: reflected more than once, as numpy does
+            return np.pad(np.asarray(audio[:], np.float64), pad, mode="reflect")[begin + pad : end + pad]
+        index = np.abs(np.arange(begin, end))
+        index = np.where(index >= length, 2 * (length - 1) - index, index)
+        low = int(index.min())
+        return np.asarray(audio[low : int(index.max()) + 1], np.float64)[index - low]
 
     def fixed_length(self, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, np.ndarray]:
         return inputs  # always one 30 s window
@@ -140,7 +195,7 @@ def _cached_filters(num_mel_bins: int, n_fft: int) -> np.ndarray:
 
 def front_end_from_config(config: dict) -> FrontEnd:
     """Rebuild a front end from the dict its `config()` wrote into a manifest."""
-    kinds = {"ctc": CTCFrontEnd, "whisper": WhisperFrontEnd}
+    kinds = {"ctc": CTCFrontEnd, "whisper": WhisperFrontEnd, "moonshine": MoonshineFrontEnd}
     settings = dict(config)
     kind = settings.pop("kind")
     if kind not in kinds:

@@ -50,6 +50,46 @@ def _running(pid: int) -> bool:
     return True
 
 
+class OutputClaimError(OSError):
+    """An output folder that this run cannot have: not writable, another run's, or holding another run's results."""
+
+
+@contextmanager
+def claimed_output(out_dir: Path, kept: str) -> Iterator[None]:
+    """Hold `out_dir` for this process while the block runs: refused (OutputClaimError, one line) before any work
+    if it cannot be written, if another live process holds it, or if it already holds `kept` from an earlier run
+    (a second run would silently replace it). A holder killed without cleaning up is taken over. A folder made
+    here and left empty is removed."""
+    lock, created = out_dir / ".claimed-by", not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if (out_dir / kept).exists():
+            raise OutputClaimError(f"{out_dir} already holds {kept} from another run; choose another --out or remove it")
+        for _ in range(2):
+            try:
+                handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                holder = lock.read_text().strip()
+                if holder.isdigit() and _running(int(holder)):
+                    raise OutputClaimError(f"{out_dir} is being written by another run (pid {holder}); choose another --out") from None
+                lock.unlink(missing_ok=True)
+        else:
+            raise OutputClaimError(f"{out_dir}: could not claim it")
+        os.write(handle, f"{os.getpid()}\n".encode())
+        os.close(handle)
+    except OutputClaimError:
+        raise
+    except OSError as error:
+        raise OutputClaimError(f"cannot write to {out_dir}: {error.strerror or error}") from None
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        if created and not any(out_dir.iterdir()):  # nothing was written: leave nothing behind
+            out_dir.rmdir()
+
+
 def publish(files: list[Path], out_dir: Path) -> list[Path]:
     """Rename staged `files` into `out_dir`, in order (put the manifest last: it marks the engine complete)."""
     published = []
@@ -74,10 +114,11 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def cached_sha256(path: Path) -> str:
+def cached_sha256(path: Path, rehash: bool = False) -> str:
     """sha256_file, remembered per file by size and modification time in the user's cache
     (`$XDG_CACHE_HOME/asr-engines/sha256.json`), so checking a 150 MB engine at every load costs a stat.
-    Where that cache cannot be written, the file is hashed each time."""
+    Where that cache cannot be written, the file is hashed each time; `rehash` hashes it anyway (a file changed in
+    place with its size and time kept) and remembers the new hash."""
     path = Path(path).resolve()
     stat = path.stat()
     key, stamp = str(path), [stat.st_size, stat.st_mtime_ns]
@@ -86,8 +127,9 @@ def cached_sha256(path: Path) -> str:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         cache = {}
+    cache = cache if isinstance(cache, dict) else {}  # a cache damaged into other JSON is rebuilt, never fatal
     entry = cache.get(key)
-    if entry and entry[:2] == stamp:
+    if not rehash and isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp:
         return entry[2]
     digest = sha256_file(path)
     cache[key] = [*stamp, digest]

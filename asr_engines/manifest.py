@@ -63,15 +63,21 @@ class EngineManifest:
     def graph_path(self, graph: str) -> Path:
         return self.folder / self.files[graph]
 
-    def verify_files(self) -> None:
-        """Refuse, in one line, an engine whose files are missing or not those it was built with."""
+    def verify_files(self, rehash: bool = False) -> int:
+        """Refuse, in one line, an engine whose files are missing or not those it was built with; the bytes checked.
+
+        A file's hash is remembered by size and modification time (`cached_sha256`), so a file damaged in place with
+        both kept passes; `rehash` reads every file again (`asr-engines check`, docs/manifest.md)."""
+        checked = 0
         for name, digest in self.files_sha256.items():
             path = self.folder / name
             if not path.is_file():
                 raise ManifestError(f"{path}: missing; its manifest {self.engine}.json names it")
-            if cached_sha256(path) != digest:
+            checked += path.stat().st_size
+            if cached_sha256(path, rehash=rehash) != digest:
                 raise ManifestError(f"{path} is not the file {self.engine}.json was built with (sha256 differs): "
                                     "rebuild the engine, or put its own file back")
+        return checked
 
     def to_json(self) -> str:
         record = {key: value for key, value in asdict(self).items() if key != "folder"}
@@ -139,10 +145,49 @@ def load_manifest(path: str | Path) -> EngineManifest:
                 raise ManifestError(f"{manifest}: missing key {item.name!r}; rebuild the engine with `asr-engines build`")
             continue
         values[item.name] = _checked(manifest, item.name, data[item.name], hints[item.name])
+    for section, expected in NESTED.get(values["family"], {}).items():
+        _check_nested(manifest, section, values[section], expected)
     for name in [*values["files"].values(), *values["files_sha256"]]:
         if Path(name).name != name or name in (".", ".."):
             raise ManifestError(f"{manifest}: names {name!r}, a file outside its folder; an engine's files lie beside its manifest")
+    loaded = [*values["files"].values(), *(values["decoder"][key] for key in FILE_SETTINGS.get(values["family"], ()))]
+    for name in loaded:
+        if name not in values["files_sha256"]:
+            raise ManifestError(f"{manifest}: loads {name!r} but files_sha256 has no checksum for it; "
+                                "rebuild the engine with `asr-engines build`")
     return EngineManifest(**values, folder=manifest.parent)
+
+
+#: The `decoder` settings that name a file the runtime loads, per family: each must be checksummed like the graphs.
+FILE_SETTINGS: dict[str, tuple[str, ...]] = {"whisper": ("tokenizer",), "moonshine": ("tokenizer",)}
+
+#: The settings inside `decoder` and `front_end` that each family's runtime reads, with their JSON types.
+_NUMBER, _IDS = (int, float), list
+NESTED: dict[str, dict[str, dict[str, type | tuple]]] = {
+    "whisper": {
+        "decoder": {"prompt": _IDS, "eos_id": int, "suppress_tokens": _IDS, "begin_suppress_tokens": _IDS, "max_length": int,
+                    "timestamp_prompt": _IDS, "no_timestamps_id": int, "max_initial_timestamp_index": int, "tokenizer": str},
+        "front_end": {"input_name": str, "num_mel_bins": int, "n_fft": int, "hop_length": int, "chunk_s": _NUMBER},
+    },
+    "moonshine": {
+        "decoder": {"start_id": int, "eos_id": int, "max_tokens_per_s": _NUMBER, "max_length": int, "tokenizer": str},
+        "front_end": {"input_name": str, "mask_name": str},
+    },
+    "ctc": {
+        "decoder": {"vocabulary": list, "blank_id": int, "word_delimiter": str, "dropped_tokens": list},
+        "front_end": {"input_name": str, "do_normalize": bool},
+    },
+}
+
+
+def _check_nested(manifest: Path, section: str, settings: dict, expected: dict[str, type | tuple]) -> None:
+    for key, kind in expected.items():
+        if key not in settings:
+            raise ManifestError(f"{manifest}: {section}.{key} is missing; rebuild the engine with `asr-engines build`")
+        value = settings[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            names = " or ".join(each.__name__ for each in (kind if isinstance(kind, tuple) else (kind,)))
+            raise ManifestError(f"{manifest}: {section}.{key} should be {names}, not {type(value).__name__}")
 
 
 def _checked(manifest: Path, key: str, value: object, hint: object) -> object:

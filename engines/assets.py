@@ -14,6 +14,10 @@ from asr_engines.audio import SAMPLE_RATE
 from asr_engines.families import FAMILIES, GraphPart
 from asr_engines.features import FrontEnd
 
+#: The most tokens a Moonshine decode writes per second of audio, as Moonshine's own runtimes bound it (read
+#: English runs near 3 per second on its tokenizer), so a decode that loops stops within seconds' worth.
+MOONSHINE_TOKENS_PER_S = 6.5
+
 
 class AssetsError(ValueError):
     """The export folder lacks a file the engines need."""
@@ -113,6 +117,23 @@ def whisper_decoder(onnx_dir: Path) -> dict:
     }
 
 
+def moonshine_decoder(onnx_dir: Path) -> dict:
+    """Greedy decoding settings: the start and end tokens, the most tokens per second of audio a decode may write,
+    the longest sequence its positions allow. The tokenizer file travels beside the engine."""
+    generation = _json(onnx_dir, "generation_config.json")
+    config = _json(onnx_dir, "config.json")
+    if not (onnx_dir / "tokenizer.json").is_file():
+        raise AssetsError(f"{onnx_dir}: missing tokenizer.json (the export writes the processor files beside the ONNX)")
+    return {
+        "kind": "moonshine",
+        "start_id": generation.get("decoder_start_token_id", config.get("decoder_start_token_id", 1)),
+        "eos_id": generation.get("eos_token_id", config.get("eos_token_id", 2)),
+        "max_tokens_per_s": MOONSHINE_TOKENS_PER_S,
+        "max_length": config.get("max_position_embeddings", 512),
+        "tokenizer": "tokenizer.json",
+    }
+
+
 def ctc_decoder(onnx_dir: Path) -> dict:
     """The CTC vocabulary (token by id), blank id, word delimiter and tokens dropped from text."""
     vocab = _json(onnx_dir, "vocab.json")
@@ -141,4 +162,4 @@ def _json(folder: Path, name: str) -> dict:
 
 
 #: model family -> what its decoder settings are read from. A new family is a new line here.
-DECODER_SETTINGS = {"ctc": ctc_decoder, "whisper": whisper_decoder}
+DECODER_SETTINGS = {"ctc": ctc_decoder, "whisper": whisper_decoder, "moonshine": moonshine_decoder}

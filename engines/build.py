@@ -14,6 +14,8 @@ from asr_engines.calibration.stream import CalibrationStream, calibration_stream
 from asr_engines.engines.assets import ExportedModel, read_exported_model
 from asr_engines.engines.builder import Builder, GraphJob
 from asr_engines.engines.int8.budget import Int8Budget, Int8Decision, ProbeFactory, decide_int8
+from asr_engines.engines.passes.token_head import add_token_head
+from asr_engines.families import GraphPart
 from asr_engines.files import publish, sha256_file, staging_dir
 from asr_engines.host import host_summary
 from asr_engines.manifest import EngineManifest, write_manifest
@@ -60,7 +62,7 @@ def build_engines(
     for variant in tqdm(variants, desc=f"{model.name} engines", disable=not progress, unit="engine"):
         if variant.calibrated and stream is None:
             stream = make_calibration_stream(calibration, model)
-            decision = decide_int8(model, stream, int8_probe, int8_budget)
+            decision = decide_int8(model, stream, int8_probe, int8_budget, out_dir)
         written.append(build_engine(model, variant, builder, stream, out_dir, decision))
     return written
 
@@ -80,7 +82,8 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
             name = f"{stem}{builder.suffix}" if len(model.parts) == 1 else f"{stem}.{part.name}{builder.suffix}"
             part_variant = part_variants[part.name]
             job = GraphJob(model.dir, model.family, part, part_variant, scratch / name, stream if part_variant.calibrated else None,
-                           out_dir, decision.float_nodes.get(part.name) if decision else None)
+                           out_dir, decision.float_nodes.get(part.name) if decision else None,
+                           prepared_graph(model.dir, part, model.decoder, scratch))
             details[part.name] = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
             details[part.name]["variant"] = part_variant
             extra += [scratch / file for file in details[part.name].pop("extra_files", [])]
@@ -101,6 +104,16 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=host_summary()))
         publish([scratch / name for name in files.values()] + extra + [manifest], out_dir)
     return out_dir / manifest.name
+
+
+def prepared_graph(export_dir: Path, part: GraphPart, decoder: dict, scratch: Path) -> Path | None:
+    """The exported graph of `part` with its family's passes applied, written into `scratch` (None: it has none).
+    `decoder`: the decoder settings the manifest records."""
+    if not part.token_head:
+        return None
+    prepared = scratch / f"{part.name}.head.onnx"
+    add_token_head(export_dir / part.file, prepared, decoder, first=part.token_head == "first")
+    return prepared
 
 
 def _stage_decoder_assets(model: ExportedModel, scratch: Path, stem: str) -> dict:

@@ -26,10 +26,11 @@ class GraphJob:
     calibration: CalibrationStream | None
     published_dir: Path
     float_nodes: dict[str, str] | None = None  # int8: the nodes that stay float, and why (int8_budget.py decided)
+    prepared: Path | None = None  # the exported graph after the family's own passes (build.py), if it has any
 
     @property
     def source(self) -> Path:
-        return self.export_dir / self.part.file
+        return self.prepared or self.export_dir / self.part.file
 
 
 class BuilderUnavailable(RuntimeError):

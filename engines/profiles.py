@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from asr_engines.audio import SAMPLE_RATE
-from asr_engines.engines.assets import whisper_decoder
-from asr_engines.families import CTC
+from asr_engines.engines.assets import moonshine_decoder, whisper_decoder
+from asr_engines.families import CTC, MOONSHINE_AUDIO_LENGTH, MOONSHINE_MAX_INPUT_S, MOONSHINE_MIN_SAMPLES, moonshine_frames
 from asr_engines.onnx_io import onnx_io
 
 Range = tuple[int, int, int]  # min, opt, max
-#: Whisper's BPE on read English: 3.85 tokens per second of speech on the 70 LibriSpeech references bundled here.
+#: Typical tokens per second of read English (Whisper's BPE: 3.85 on the 70 LibriSpeech references bundled here).
 WHISPER_TOKENS_PER_S = 4.0
 
 
@@ -78,8 +78,30 @@ def _whisper_ranges(part: str, export_dir: Path, durations_s: Sequence[float], a
     return ranges
 
 
+def _moonshine_ranges(part: str, export_dir: Path, durations_s: Sequence[float], audio_s: tuple) -> dict[str, Range]:
+    """The encoder takes the audio (up to one pass's longest, MOONSHINE_MAX_INPUT_S); the decoders take its output
+    frames (`encoder_sequence_length` names those there) and the audio's mask, the first one the start token, the
+    cache growing up to the tokens the longest input may be given."""
+    low_s, opt_s, high_s = audio_s
+    if high_s is None and durations_s:
+        high_s = max(math.ceil(max(durations_s)), MOONSHINE_MAX_INPUT_S)
+    low, middle, high = audio_range(durations_s, low_s, opt_s, high_s)
+    low = max(low, MOONSHINE_MIN_SAMPLES)
+    if part == "encoder":
+        return {"encoder_sequence_length": (low, max(low, middle), max(low, high))}
+    settings = moonshine_decoder(export_dir)
+    most = min(settings["max_length"] - 1, math.ceil(high / SAMPLE_RATE * settings["max_tokens_per_s"]))
+    audio = (low, max(low, middle), max(low, high))
+    ranges = {"encoder_sequence_length": tuple(moonshine_frames(samples) for samples in audio), MOONSHINE_AUDIO_LENGTH: audio,
+              "decoder_sequence_length": (1, 1, 1)}
+    if part == "decoder_with_past":
+        ranges["past_decoder_sequence_length"] = (1, min(most, 1 + round(middle / SAMPLE_RATE * WHISPER_TOKENS_PER_S)), most)
+    return ranges
+
+
 #: model family -> the ranges of its graphs' named dimensions. A new family is a new line here.
-FAMILY_RANGES: dict[str, Callable[..., dict[str, Range]]] = {"ctc": _ctc_ranges, "whisper": _whisper_ranges}
+FAMILY_RANGES: dict[str, Callable[..., dict[str, Range]]] = {"ctc": _ctc_ranges, "whisper": _whisper_ranges,
+                                                              "moonshine": _moonshine_ranges}
 
 
 def dimension_ranges(family: str, part: str, export_dir: Path, durations_s: Sequence[float] = (),

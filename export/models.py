@@ -24,11 +24,13 @@ ALIASES: dict[str, str] = {
     "whisper-small": "openai/whisper-small",
     "whisper-medium": "openai/whisper-medium",
     "distil-whisper-small.en": "distil-whisper/distil-small.en",
+    "moonshine-tiny": "UsefulSensors/moonshine-tiny",
+    "moonshine-base": "UsefulSensors/moonshine-base",  # offline: `make models/moonshine-base` (export/moonshine_cpp.py)
 }
 
 
 class ModelError(ValueError):
-    """A model that cannot be fetched, or is not a CTC or Whisper speech model."""
+    """A model that cannot be fetched, or is not a speech model of a family this pipeline knows."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class ModelSource:
 
     name: str
     location: str
-    family: str  # "ctc" or "whisper"
+    family: str  # a key of asr_engines.families.FAMILIES
 
 
 def resolve_model(model: str) -> ModelSource:
@@ -62,7 +64,12 @@ def resolve_model(model: str) -> ModelSource:
         if not (local / "config.json").is_file():
             raise ModelError(f"{local}: no config.json; a local model is a Hugging Face checkpoint folder (config.json, "
                              "weights, processor files)")
-        return ModelSource(model if model in ALIASES else local.name, location, _family(location, _config(location)))
+        try:
+            config = _config(location)
+        except (OSError, ValueError, KeyError) as error:  # a truncated config.json, a model_type transformers lacks
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelError(f"{local / 'config.json'}: transformers cannot read it ({first_line[:200]})") from None
+        return ModelSource(model if model in ALIASES else local.name, location, _family(location, config))
     if "/" not in location:
         close = difflib.get_close_matches(model, ALIASES, n=3, cutoff=0.6)
         raise ModelError(f"{model!r} is no alias, folder or Hub id (org/name)" + (f"; did you mean {', '.join(close)}?" if close else "")
@@ -115,5 +122,5 @@ def _family(location: str, config) -> str:
         return family.name
     raise ModelError(
         f"{location!r} is a {config.model_type!r} model with architectures {config.architectures}; "
-        "this pipeline takes CTC (…ForCTC) and Whisper speech-recognition models"
+        "this pipeline takes CTC (…ForCTC), Whisper and Moonshine speech-recognition models"
     )

@@ -13,6 +13,7 @@ import numpy as np
 
 from asr_engines.audio import SAMPLE_RATE
 from asr_engines.export.models import ModelSource
+from asr_engines.families import MOONSHINE_AUDIO_LENGTH
 
 OPSET = 17  # TensorRT 8.5/8.6 (JetPack 5/6.0) parse up to 17; 17 also gives TensorRT its LayerNorm layer.
 CHECK_AUDIO = Path(__file__).resolve().parent.parent / "data" / "librispeech-3752-4944" / "3752-4944-0000.flac"
@@ -53,12 +54,14 @@ def export_onnx(source: ModelSource, out_dir: str | Path, opset: int = OPSET, ch
     try:
         started = time.perf_counter()
         try:
-            # Whisper: encoder + decoder + decoder_with_past, not the merged decoder (its If node troubles TensorRT).
-            task = "automatic-speech-recognition" + ("-with-past" if source.family == "whisper" else "")
+            # Encoder-decoders: encoder + decoder + decoder_with_past, not the merged decoder (its If node troubles TensorRT).
+            task = "automatic-speech-recognition" + ("-with-past" if source.family in ("whisper", "moonshine") else "")
             main_export(source.location, staging, task=task, opset=opset, do_validation=False, no_post_process=True)
         except OSError as error:
             raise ExportError(f"cannot fetch {source.location!r} for export: {str(error).splitlines()[0]}") from None
         export_s = time.perf_counter() - started
+        for fix in AFTER_EXPORT.get(source.family, ()):
+            fix(staging)
         max_diff = CHECKS[source.family](source, staging) if check else None
         report = ExportReport(
             model=source.name, source=source.location, family=source.family, opset=opset,
@@ -119,7 +122,45 @@ def _check_whisper(source: ModelSource, onnx_dir: Path) -> float:
     return float(max(np.max(np.abs(onnx_hidden - hidden.numpy())), np.max(np.abs(onnx_logits - logits))))
 
 
-CHECKS = {"ctc": _check_ctc, "whisper": _check_whisper}
+def _check_moonshine(source: ModelSource, onnx_dir: Path) -> float:
+    """Max abs difference between PyTorch and ONNX Runtime on real speech: the encoder's output and the first
+    decoder's logits for the start token (the largest of the two)."""
+    import torch
+    from transformers import MoonshineForConditionalGeneration
+    from transformers.modeling_outputs import BaseModelOutput
+
+    audio = _check_audio()[np.newaxis]
+    mask = np.ones(audio.shape, np.int64)
+    model = MoonshineForConditionalGeneration.from_pretrained(source.location, dtype=torch.float32).eval()
+    prompt = np.asarray([[model.generation_config.decoder_start_token_id]])
+    with torch.inference_mode():
+        hidden = model.model.encoder(torch.from_numpy(audio), attention_mask=torch.from_numpy(mask)).last_hidden_state
+        logits = model(encoder_outputs=BaseModelOutput(hidden), attention_mask=torch.from_numpy(mask),
+                       decoder_input_ids=torch.from_numpy(prompt)).logits.numpy()
+    (onnx_hidden,) = _session(onnx_dir / "encoder_model.onnx").run(["last_hidden_state"], {"input_values": audio, "attention_mask": mask})
+    (onnx_logits,) = _session(onnx_dir / "decoder_model.onnx").run(
+        ["logits"], {"input_ids": prompt, "encoder_hidden_states": onnx_hidden, "encoder_attention_mask": mask})
+    return float(max(np.max(np.abs(onnx_hidden - hidden.numpy())), np.max(np.abs(onnx_logits - logits))))
+
+
+CHECKS = {"ctc": _check_ctc, "whisper": _check_whisper, "moonshine": _check_moonshine}
+
+def _name_moonshine_audio_mask_length(onnx_dir: Path) -> None:
+    """Optimum names the length of the decoders' `encoder_attention_mask` (samples) and of `encoder_hidden_states`
+    (the encoder's frames) alike; a TensorRT profile needs them apart, so the mask's gets its own name."""
+    import onnx
+
+    for name in ("decoder_model.onnx", "decoder_with_past_model.onnx"):
+        path = onnx_dir / name
+        model = onnx.load(str(path))
+        for tensor in model.graph.input:
+            if tensor.name == "encoder_attention_mask":
+                tensor.type.tensor_type.shape.dim[1].dim_param = MOONSHINE_AUDIO_LENGTH
+        onnx.save(model, str(path))
+
+
+#: model family -> what its exported graphs need before anything reads them.
+AFTER_EXPORT = {"moonshine": (_name_moonshine_audio_mask_length,)}
 
 
 def _versions() -> dict:

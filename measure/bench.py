@@ -12,7 +12,8 @@ from asr_engines.measure.results import BenchRow
 
 TABLE_COLUMNS = (("engine", "{}"), ("precision", "{}"), ("wer_clean", "{:.2f}"), ("wer_noisy", "{:.2f}"),
                  ("rtfx", "{:.1f}"), ("latency_p50_ms", "{:.0f}"), ("latency_p90_ms", "{:.0f}"),
-                 ("load_s", "{:.2f}"), ("peak_rss_mb", "{:.0f}"), ("energy_j", "{:.1f}"), ("energy_net_j", "{:.1f}"))
+                 ("load_s", "{:.2f}"), ("peak_rss_mb", "{:.0f}"), ("energy_j", "{:.1f}"), ("energy_net_j", "{:.1f}"),
+                 ("machine_quiet", "{}"))
 
 
 def measure_baseline(meter_name: str, meter_root: str, sample_hz: float | None, seconds: float) -> tuple[float | None, str]:

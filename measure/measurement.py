@@ -16,6 +16,7 @@ from asr_engines.audio import SAMPLE_RATE
 from asr_engines.calibration.datasets import load_dataset
 from asr_engines.calibration.noise import NoiseMixer, NoiseSpec, noisy_draw
 from asr_engines.manifest import EngineManifest
+from asr_engines.measure.machine_load import LoadWatch
 from asr_engines.measure.memory import CONTAMINATION_MB, MemoryWatcher
 from asr_engines.measure.meters import Measurement, open_meter
 from asr_engines.measure.results import BenchRow
@@ -66,8 +67,11 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
                 recognizer.transcribe(samples)
             bar = tqdm(total=len(audio) * (1 + len(noisy_sets)), desc=recognizer.name, unit="utt",
                        disable=not settings.progress, leave=False)
+            machine = LoadWatch()
+            machine.begin()
             with meter.window("clean") as clean_window:
                 hypotheses, latencies = _transcribe_all(recognizer, audio, bar)
+            machine_load = machine.end()
             energy, repeats = clean_window.measurement, 1
             if meter.available and energy.duration_s < settings.min_window_s:
                 repeats = math.ceil(settings.min_window_s / max(energy.duration_s, 1e-3))
@@ -104,6 +108,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         load_s=load_s, peak_rss_mb=memory.peaks.rss_mb, system_mem_mb=memory.peaks.system_mb,
         gpu_mem_mb=memory.peaks.gpu_mb, system_mem_note=_system_memory_note(memory.peaks, recognizer.device),
         **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
+        machine_quiet=machine_load.quiet, machine_load=machine_load.as_dict(),
         extra={"build": recognizer.manifest.build, "decoding": recognizer.decoding(),
                **({"wer_noisy_note": noisy_note} if noisy_note else {})},
     )

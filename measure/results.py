@@ -63,6 +63,8 @@ class BenchRow:
     device_id: str = ""
     started_at: str = ""
     dataset: str = ""
+    machine_quiet: bool | None = None  # other processes took under measure.machine_load.QUIET_BELOW cores while timed
+    machine_load: dict = field(default_factory=dict)  # MachineLoad.as_dict() over the timed clean pass
     extra: dict = field(default_factory=dict)
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr_engines.audio import Samples
+
 
 @dataclass(frozen=True)
 class Span:
@@ -39,7 +41,7 @@ def chunk_spans(length: int, chunk: int, stride: int) -> Iterator[Span]:
             return
 
 
-def chunked_logits(audio: np.ndarray, logits_of: Callable[[np.ndarray], np.ndarray], chunk: int, stride: int) -> np.ndarray:
+def chunked_logits(audio: Samples, logits_of: Callable[[np.ndarray], np.ndarray], chunk: int, stride: int) -> np.ndarray:
     """[frames, vocabulary] logits of a whole recording, from `logits_of(samples) -> [frames, vocabulary]` run
     chunk by chunk. Frame j of a chunk starting at sample s is frame s / hop + j of the recording (hop: samples
     per frame, 320 for wav2vec2), so each chunk keeps exactly the frames of its own share and the result has

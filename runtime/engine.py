@@ -9,7 +9,9 @@ Whisper's KV cache on the device while it decodes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,6 +46,37 @@ class DeviceTensor:
 
 
 Feeds = Mapping[str, "np.ndarray | DeviceTensor"]
+
+
+class InFlight:
+    """Calls in flight on something that holds engines: `close()` waits for them to finish, and a call after it is
+    refused with EngineError (not an AttributeError from a freed engine)."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._condition = threading.Condition()
+        self._calls = 0
+        self._closed = False
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        with self._condition:
+            if self._closed:
+                raise EngineError(f"{self._name} is closed; load it again to transcribe")
+            self._calls += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._calls -= 1
+                self._condition.notify_all()
+
+    def close(self) -> bool:
+        """Refuse new calls, wait for those in flight; True the first time (the caller frees its engines then)."""
+        with self._condition:
+            first, self._closed = not self._closed, True
+            self._condition.wait_for(lambda: self._calls == 0)
+        return first
 
 
 class ClosedOnExit:

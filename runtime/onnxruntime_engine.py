@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ class OnnxRuntimeEngine(ClosedOnExit):
                  providers: list[str] | None = None, takes_turns: bool = False):
         import onnxruntime
 
+        self.path = Path(path)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         # The memory pattern plans one block per input shape on top of what the arena already holds: a higher peak
@@ -55,7 +57,8 @@ class OnnxRuntimeEngine(ClosedOnExit):
         self.outputs = [_info(arg) for arg in self._session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._session.run(None, self._cast(feeds))
+        with _run_errors(self.path):
+            results = self._session.run(None, self._cast(feeds))
         return {info.name: result for info, result in zip(self.outputs, results)}
 
     def run_device(self, feeds: Feeds, to_host: Collection[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, DeviceTensor]]:
@@ -73,7 +76,8 @@ class OnnxRuntimeEngine(ClosedOnExit):
                 binding.bind_cpu_input(info.name, np.ascontiguousarray(value, dtype=info.dtype))
         for info in self.outputs:
             binding.bind_output(info.name, self._device_type)
-        self._session.run_with_iobinding(binding)
+        with _run_errors(self.path):
+            self._session.run_with_iobinding(binding)
         values = dict(zip([info.name for info in self.outputs], binding.get_outputs()))
         unknown = set(to_host) - set(values)
         if unknown:
@@ -97,3 +101,14 @@ class OnnxRuntimeEngine(ClosedOnExit):
 
 def _info(arg) -> TensorInfo:
     return TensorInfo(arg.name, _NUMPY_DTYPES.get(arg.type, arg.type), tuple(-1 if not isinstance(d, int) else d for d in arg.shape))
+
+
+@contextmanager
+def _run_errors(path: Path) -> Iterator[None]:
+    """ONNX Runtime's run failures (its own exception classes, outside Python's hierarchy) as one EngineError line."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
+
+    try:
+        yield
+    except (Fail, InvalidArgument, RuntimeException) as error:
+        raise EngineError(f"{path.name}: ONNX Runtime could not run it ({str(error).splitlines()[0][:300]})") from None

@@ -7,15 +7,16 @@ from typing import Protocol
 
 import numpy as np
 
-from asr_engines.audio import SAMPLE_RATE, check_rate
-from asr_engines.families import CTC
+from asr_engines.audio import SAMPLE_RATE, Recording, Samples, checked_samples
+from asr_engines.families import CTC, CTC_MIN_SAMPLES
 from asr_engines.features import front_end_from_config
 from asr_engines.manifest import EngineManifest, load_manifest
 from asr_engines.runtime.backends import load_engine
 from asr_engines.runtime.chunking import chunked_logits
 from asr_engines.runtime.ctc import CTCDecoder
 from asr_engines.runtime.ctc_stream import ChunkedCTCStream
-from asr_engines.runtime.engine import ClosedOnExit, Engine
+from asr_engines.runtime.engine import ClosedOnExit, Engine, EngineError, InFlight
+from asr_engines.runtime.moonshine import MoonshineRecognizer
 from asr_engines.runtime.streaming import Stream, StreamOptions
 from asr_engines.runtime.whisper import PRECISION_DEFAULT, TrimMargin, WhisperRecognizer
 from asr_engines.variants import Precision, Variant
@@ -31,8 +32,9 @@ class Recognizer(Protocol):
     variant: Variant
     manifest: EngineManifest
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
-        """Text of one utterance; audio at another rate, or not mono, is refused (AudioError)."""
+    def transcribe(self, audio: np.ndarray | Recording, sample_rate: int = SAMPLE_RATE) -> str:
+        """Text of one recording; audio at another rate, or not mono, is refused (AudioError). A `Recording` (a file
+        decoded to disk) is read a window at a time: memory bounded however long it is."""
         ...
 
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[str]:
@@ -69,23 +71,31 @@ class CTCRecognizer(ClosedOnExit):
         decoder.pop("kind")
         self._decode = CTCDecoder(**decoder)
         self._logits_name = engine.outputs[0].name
+        classes = engine.outputs[0].shape[-1]
+        if isinstance(classes, int) and classes > 0 and classes != len(self._decode.vocabulary):
+            raise EngineError(f"{manifest.engine}: the model gives {classes} classes but its manifest's vocabulary has "
+                              f"{len(self._decode.vocabulary)}; rebuild the engine with `asr-engines build`")
+        self._in_flight = InFlight(self.name)
         chunking = manifest.chunking or CTC.chunking
         profile_max = max((shapes["max"][-1] for build in manifest.build.values()
                            for shapes in (build.get("profile") or {}).values()), default=None)
         self.chunk = min(int(chunking["chunk_s"] * SAMPLE_RATE), profile_max or np.inf)
         self.stride = min(int(chunking["stride_s"] * SAMPLE_RATE), self.chunk // 4)
 
-    def logits(self, audio: np.ndarray) -> np.ndarray:
+    def logits(self, audio: Samples) -> np.ndarray:
         """[frames, vocabulary] for a recording of any length: one run up to a chunk, chunks past it."""
         if len(audio) <= self.chunk:
-            return self._run(audio)
+            return self._run(audio[:])
         return chunked_logits(audio, self._run, self.chunk, self.stride)
 
     def _run(self, samples: np.ndarray) -> np.ndarray:
-        return self.engine.run(self._front_end(samples))[self._logits_name][0]
+        if len(samples) < CTC_MIN_SAMPLES:  # shorter than one output frame's receptive field: no frames, no text
+            return np.zeros((0, len(self._decode.vocabulary)), np.float32)
+        with self._in_flight.call():
+            return self.engine.run(self._front_end(samples))[self._logits_name][0]
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
-        check_rate(audio, sample_rate)
+    def transcribe(self, audio: np.ndarray | Recording, sample_rate: int = SAMPLE_RATE) -> str:
+        audio = checked_samples(audio, sample_rate)
         return self._decode(self.logits(audio))
 
     def stream(self, options: StreamOptions | None = None) -> Stream:
@@ -99,7 +109,9 @@ class CTCRecognizer(ClosedOnExit):
         return [self.transcribe(audio) for audio in audios]
 
     def close(self) -> None:
-        self.engine.close()
+        """Wait for transcriptions in flight, then free the engine; transcribing after it raises EngineError."""
+        if self._in_flight.close():
+            self.engine.close()
 
 
 def _ctc(engines: dict[str, Engine], manifest: EngineManifest, trim_margin_s: TrimMargin) -> Recognizer:
@@ -112,8 +124,14 @@ def _whisper(engines: dict[str, Engine], manifest: EngineManifest, trim_margin_s
     return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], manifest, trim_margin_s)
 
 
+def _moonshine(engines: dict[str, Engine], manifest: EngineManifest, trim_margin_s: TrimMargin) -> Recognizer:
+    if trim_margin_s not in (None, PRECISION_DEFAULT):
+        raise ValueError(f"{manifest.engine}: a trim margin applies to Whisper's fixed window; Moonshine reads the audio as it is")
+    return MoonshineRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], manifest)
+
+
 #: model family -> how its engines become a recognizer. A new family is a new line here.
-RECOGNIZERS = {"ctc": _ctc, "whisper": _whisper}
+RECOGNIZERS = {"ctc": _ctc, "whisper": _whisper, "moonshine": _moonshine}
 
 
 def load_recognizer(path: str | Path, threads: int | None = None, trim_margin_s: TrimMargin = PRECISION_DEFAULT) -> Recognizer:

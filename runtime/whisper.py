@@ -15,19 +15,31 @@ recording covers plus that margin, not on the whole 30 s window. Faster in propo
 trimmed window now and then loops (one sentence over and over up to max_length) where the whole window does
 not; a window whose text loops (openai-whisper's test: zlib compression ratio over 2.4) or that reaches
 max_length is decoded again on the whole window. Unless the caller names a margin (or None: the whole
-window), the encoder's precision decides (DEFAULT_TRIM_MARGIN_S); docs/results/2026-12-02-whisper-trim.md has its cost."""
+window), the encoder's precision decides (DEFAULT_TRIM_MARGIN_S); docs/results/2026-12-02-whisper-trim.md has its cost.
+
+No speech: a window whose no-speech probability is over 0.6 and whose tokens' average log-probability is under -1
+(openai-whisper's thresholds and rule), or whose no-speech probability is over 0.9 whatever its tokens, gives no
+text: silence and noise alone would otherwise come out as "you" or "." (`recognize` says so, with both figures).
+The second rule is ours: tiny.en on digital silence is sure there is no speech (0.95-0.99) yet writes a confident
+"you"; speech never came near (docs/results/2026-12-05-gpu-proof.md has the figures).
+
+Engines built with the greedy head (engines/passes/token_head.py) choose each token on the device and send back
+its id, its log-probability and, once, the no-speech log-probability; long-form windows, whose timestamp rules
+depend on the tokens so far, read the logits."""
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from asr_engines.audio import SAMPLE_RATE, check_rate
+from asr_engines.audio import SAMPLE_RATE, Recording, Samples, checked_samples
+from asr_engines.families import NEXT_TOKEN, NEXT_TOKEN_LOGPROB, NO_SPEECH_LOGPROB
 from asr_engines.features import front_end_from_config
 from asr_engines.manifest import EngineManifest
-from asr_engines.runtime.engine import ClosedOnExit, Engine
+from asr_engines.runtime.engine import ClosedOnExit, Engine, InFlight
 from asr_engines.runtime.streaming import SegmentedStream, StreamOptions
 from asr_engines.runtime.whisper_timestamps import TimestampRules
 from asr_engines.variants import Precision
@@ -35,6 +47,10 @@ from asr_engines.variants import Precision
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
 #: openai-whisper's `compression_ratio_threshold`: text that zlib shrinks more than this repeats itself.
 LOOP_COMPRESSION_RATIO = 2.4
+#: openai-whisper's `no_speech_threshold` and `logprob_threshold`: a window over the first and under the second is silence.
+NO_SPEECH_THRESHOLD, LOGPROB_THRESHOLD = 0.6, -1.0
+#: Over this, a window is silence whatever its tokens' log-probability (tiny.en: speech at most 0.37, silence 0.95+).
+SURE_NO_SPEECH = 0.9
 #: A trim margin in seconds, None for the whole 30 s window, or PRECISION_DEFAULT.
 TrimMargin = float | Literal["default"] | None
 PRECISION_DEFAULT: TrimMargin = "default"
@@ -78,6 +94,43 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """One window's greedy tokens (prompt and end-of-text excluded), their average log-probability (end-of-text
+    included, as openai-whisper counts it) and the no-speech probability at the start of the transcript."""
+
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+
+    @property
+    def no_speech(self) -> bool:
+        return self.no_speech_prob > SURE_NO_SPEECH or (self.no_speech_prob > NO_SPEECH_THRESHOLD
+                                                         and self.avg_logprob < LOGPROB_THRESHOLD)
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """`WhisperRecognizer.recognize`'s result: the text ("" where no speech was found) and why."""
+
+    text: str
+    no_speech: bool  # every window was judged silence or noise
+    no_speech_prob: float  # the highest over the windows
+    avg_logprob: float  # over the windows' tokens
+
+
+def _spoken(windows: list[Decoded]) -> list[int]:
+    """The tokens of the windows that hold speech, in order."""
+    return [token for window in windows if not window.no_speech for token in window.tokens]
+
+
+def _log_softmax_at(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """log softmax(scores)[row, index[row]] for each row, computed stably."""
+    top = scores.max(axis=-1)
+    norm = top + np.log(np.exp(scores - top[:, np.newaxis]).sum(axis=-1))
+    return scores[np.arange(len(scores)), index] - norm
+
+
 def profile_batch_limit(manifest: EngineManifest) -> int | None:
     """The largest batch every graph's shape profile takes (TensorRT plans); None where any batch runs."""
     limits = [shapes["max"][0] for build in manifest.build.values() for shapes in (build.get("profile") or {}).values()]
@@ -93,6 +146,7 @@ class WhisperRecognizer(ClosedOnExit):
 
         self.trim_margin_s = trim_margin(trim_margin_s, manifest)
         self.whole_window_retries = 0  # trimmed windows decoded again on the whole window (they looped)
+        self.windows_without_speech = 0  # windows whose text was dropped as silence or noise
 
         self.encoder, self.decoder, self.decoder_with_past = encoder, decoder, decoder_with_past
         self.manifest = manifest
@@ -112,9 +166,12 @@ class WhisperRecognizer(ClosedOnExit):
                                           settings["max_initial_timestamp_index"])
         self._window = int(self._front_end.chunk_s * SAMPLE_RATE)
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
+        self._no_speech_id = settings["no_timestamps_id"] - 1  # <|nospeech|>, <|nocaptions|> in English-only vocabularies
+        self.token_head = all(NEXT_TOKEN in {info.name for info in engine.outputs} for engine in (decoder, decoder_with_past))
         self.max_batch = profile_batch_limit(manifest)
+        self._in_flight = InFlight(self.name)
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
+    def transcribe(self, audio: np.ndarray | Recording, sample_rate: int = SAMPLE_RATE) -> str:
         return self.transcribe_batch([audio], sample_rate=sample_rate)[0]
 
     def stream(self, options: StreamOptions | None = None) -> SegmentedStream:
@@ -122,20 +179,28 @@ class WhisperRecognizer(ClosedOnExit):
         return SegmentedStream(self.transcribe, options or StreamOptions())
 
     def decoding(self) -> dict:
-        return {"trim_margin_s": self.trim_margin_s, "whole_window_retries": self.whole_window_retries}
+        return {"trim_margin_s": self.trim_margin_s, "whole_window_retries": self.whole_window_retries,
+                "windows_without_speech": self.windows_without_speech, "token_head": self.token_head}
+
+    def recognize(self, audio: np.ndarray | Recording, sample_rate: int = SAMPLE_RATE) -> Recognition:
+        """The text of one recording, with the no-speech figures it was judged by."""
+        audio = checked_samples(audio, sample_rate)
+        windows = self.decode_batch([audio[:]]) if len(audio) <= self._window else self.decode_long(audio)
+        return Recognition(self.decode_tokens(_spoken(windows)), all(window.no_speech for window in windows),
+                           max(window.no_speech_prob for window in windows),
+                           float(np.mean([window.avg_logprob for window in windows])))
 
     def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8, sample_rate: int = SAMPLE_RATE) -> list[str]:
         """Texts for several recordings: those up to 30 s decoded `batch_size` at a time (at most the engines'
-        `max_batch`), longer ones long-form, one after another."""
+        `max_batch`), longer ones long-form, one after another; "" for those without speech."""
         batch_size = min(batch_size, self.max_batch or batch_size)
-        for audio in audios:
-            check_rate(audio, sample_rate)
+        audios = [checked_samples(audio, sample_rate) for audio in audios]
         texts = [""] * len(audios)
         short = [index for index, audio in enumerate(audios) if len(audio) <= self._window]
         for first in range(0, len(short), batch_size):
             batch = short[first : first + batch_size]
-            for index, tokens in zip(batch, self.generate_batch([audios[index] for index in batch])):
-                texts[index] = self.decode_tokens(tokens)
+            for index, window in zip(batch, self.decode_batch([audios[index][:] for index in batch])):
+                texts[index] = self.decode_tokens(_spoken([window]))
         for index, audio in enumerate(audios):
             if len(audio) > self._window:
                 texts[index] = self.decode_tokens(self.generate_long(audio))
@@ -150,15 +215,21 @@ class WhisperRecognizer(ClosedOnExit):
 
     def generate_batch(self, windows: list[np.ndarray]) -> list[list[int]]:
         """Greedy token ids for each window (at most 30 s each), decoded together, without timestamps."""
+        return [window.tokens for window in self.decode_batch(windows)]
+
+    def decode_batch(self, windows: list[np.ndarray]) -> list[Decoded]:
+        """Each window (at most 30 s) decoded greedily, together, without timestamps; windows without speech counted."""
         if self.trim_margin_s is None:
-            return self._decode(self._features(windows), self._prompt)
-        tokens = self._decode(self._features(windows, self._trimmed_frames(max(map(len, windows)))), self._prompt)
-        looped = [index for index, sequence in enumerate(tokens) if self._loops(sequence)]
-        if looped:
-            self.whole_window_retries += len(looped)
-            for index, sequence in zip(looped, self._decode(self._features([windows[i] for i in looped]), self._prompt)):
-                tokens[index] = sequence
-        return tokens
+            decoded = self._decode(self._features(windows), self._prompt)
+        else:
+            decoded = self._decode(self._features(windows, self._trimmed_frames(max(map(len, windows)))), self._prompt)
+            looped = [index for index, window in enumerate(decoded) if self._loops(window.tokens)]
+            if looped:
+                self.whole_window_retries += len(looped)
+                for index, window in zip(looped, self._decode(self._features([windows[i] for i in looped]), self._prompt)):
+                    decoded[index] = window
+        self.windows_without_speech += sum(window.no_speech for window in decoded)
+        return decoded
 
     def _features(self, windows: list[np.ndarray], frames: int | None = None) -> np.ndarray:
         return np.concatenate([self._front_end(window, frames)[self._front_end.input_name] for window in windows])
@@ -173,43 +244,69 @@ class WhisperRecognizer(ClosedOnExit):
         frames = int(np.ceil((samples / SAMPLE_RATE + self.trim_margin_s) * SAMPLE_RATE / self._front_end.hop_length))
         return min(self._front_end.window_frames, frames + frames % 2)
 
-    def generate_long(self, audio: np.ndarray) -> list[int]:
-        """Text token ids of a recording of any length, long-form: 30 s windows of its log-mel decoded with
-        timestamps, each next window starting at the end of the last complete segment."""
-        mel = self._front_end.log_mel(audio)
-        window = self._front_end.window_frames
-        tokens, seek = [], 0
-        while seek < mel.shape[1]:
-            frames = min(window, mel.shape[1] - seek)
-            segment = np.zeros((1, mel.shape[0], window), np.float32)  # zero-padded as transformers pads the last one
-            segment[0, :, :frames] = mel[:, seek : seek + frames]
-            (window_tokens,) = self._decode(segment, self._timestamp_prompt, self._timestamps)
-            text, advance = self._timestamps.segments(window_tokens, frames)
-            tokens += text
-            seek += advance if advance > 0 else frames
-        return tokens
+    def generate_long(self, audio: Samples) -> list[int]:
+        """Text token ids of a recording of any length, long-form (windows without speech give none)."""
+        return _spoken(self.decode_long(audio))
 
-    def _decode(self, features: np.ndarray, prompt: list[int], timestamps: TimestampRules | None = None) -> list[list[int]]:
+    def decode_long(self, audio: Samples) -> list[Decoded]:
+        """A recording of any length, long-form: 30 s windows of its log-mel decoded with timestamps, each next
+        window starting at the end of the last complete segment (a window without speech: at its end). Each
+        window's text tokens, timestamps removed."""
+        front_end, window = self._front_end, self._front_end.window_frames
+        top, total = front_end.log10_top(audio), front_end.frames_in(len(audio))  # one pass for the floor's reference
+        decoded, seek = [], 0
+        while seek < total:
+            frames = min(window, total - seek)
+            segment = np.zeros((1, front_end.num_mel_bins, window), np.float32)  # zero-padded as transformers pads the last one
+            segment[0, :, :frames] = front_end.log_mel(audio, seek, frames, top)  # this window's frames only
+            (result,) = self._decode(segment, self._timestamp_prompt, self._timestamps)
+            text, advance = self._timestamps.segments(result.tokens, frames)
+            decoded.append(Decoded(text, result.avg_logprob, result.no_speech_prob))
+            self.windows_without_speech += result.no_speech
+            seek += advance if advance > 0 and not result.no_speech else frames
+        return decoded
+
+    def _choose(self, host: dict[str, np.ndarray], step: int, tokens: list[list[int]],
+                timestamps: TimestampRules | None) -> tuple[np.ndarray, np.ndarray]:
+        """Each sequence's next token and its log-probability: as the greedy head chose them on the device, or
+        from the logits with the same masks (and the timestamp rules) applied here."""
+        if NEXT_TOKEN in host:
+            return host[NEXT_TOKEN][:, -1].astype(np.int64), host[NEXT_TOKEN_LOGPROB][:, -1]
+        scores = np.array(host["logits"][:, -1], np.float32)
+        if step == 0:
+            scores[:, self._begin_suppress] = -np.inf
+        scores[:, self._suppress] = -np.inf
+        if timestamps is not None:
+            timestamps.apply(scores, tokens)
+        chosen = scores.argmax(axis=-1)
+        return chosen, _log_softmax_at(scores, chosen)
+
+    def _decode(self, features: np.ndarray, prompt: list[int], timestamps: TimestampRules | None = None) -> list[Decoded]:
         """Greedy decoding of a batch of 30 s log-mel windows from `prompt`.
 
-        Only the features go to the device and only the logits come back: the encoder's output, the
-        cross-attention K/V the first decoder step makes and the growing self-attention K/V stay where the
-        engines wrote them, bound as the next graph's inputs (`run_device`)."""
+        Only the features go to the device, and only what choosing the next token needs comes back: its id and
+        log-probability where the decoders have the greedy head and no timestamp rule applies, else the logits.
+        The encoder's output, the cross-attention K/V the first decoder step makes and the growing self-attention
+        K/V stay where the engines wrote them, bound as the next graph's inputs (`run_device`)."""
+        with self._in_flight.call():
+            return self._decode_greedily(features, prompt, timestamps)
+
+    def _decode_greedily(self, features: np.ndarray, prompt: list[int], timestamps: TimestampRules | None) -> list[Decoded]:
+        head = self.token_head and timestamps is None
         _, encoded = self.encoder.run_device({self._front_end.input_name: features})
         prompt_ids = np.tile(np.asarray(prompt, np.int64), (len(features), 1))
-        logits, outputs = self.decoder.run_device({"input_ids": prompt_ids, "encoder_hidden_states": encoded["last_hidden_state"]},
-                                                  to_host=["logits"])
+        host, outputs = self.decoder.run_device({"input_ids": prompt_ids, "encoder_hidden_states": encoded["last_hidden_state"]},
+                                                to_host=[NEXT_TOKEN, NEXT_TOKEN_LOGPROB, NO_SPEECH_LOGPROB] if head else ["logits"])
+        no_speech_prob = (np.exp(host[NO_SPEECH_LOGPROB][:, -1]) if head else
+                          np.exp(_log_softmax_at(np.asarray(host["logits"][:, 0], np.float32), np.full(len(features), self._no_speech_id))))
         past = {name: outputs[PRESENT_PREFIX + name[len(PAST_PREFIX):]] for name in self._past_names}
         tokens: list[list[int]] = [[] for _ in features]
+        logprobs = np.zeros(len(features))
         done = np.zeros(len(features), bool)
         for step in range(self._max_length - len(prompt)):
-            scores = np.array(logits["logits"][:, -1], np.float32)
-            if step == 0:
-                scores[:, self._begin_suppress] = -np.inf
-            scores[:, self._suppress] = -np.inf
-            if timestamps is not None:
-                timestamps.apply(scores, tokens)
-            chosen = np.where(done, self._eos, scores.argmax(axis=-1))
+            chosen, logprob = self._choose(host, step, tokens, timestamps)
+            chosen = np.where(done, self._eos, chosen)
+            logprobs += np.where(done, 0.0, logprob)
             for index, token in enumerate(chosen):
                 if not done[index]:
                     if token == self._eos:
@@ -218,14 +315,17 @@ class WhisperRecognizer(ClosedOnExit):
                         tokens[index].append(int(token))
             if done.all():
                 break
-            logits, outputs = self.decoder_with_past.run_device({"input_ids": chosen[:, np.newaxis].astype(np.int64), **past},
-                                                                to_host=["logits"])
+            host, outputs = self.decoder_with_past.run_device({"input_ids": chosen[:, np.newaxis].astype(np.int64), **past},
+                                                              to_host=[NEXT_TOKEN, NEXT_TOKEN_LOGPROB] if head else ["logits"])
             for name in self._past_names:
                 present = PRESENT_PREFIX + name[len(PAST_PREFIX):]
                 if present in outputs:  # self-attention cache grows; cross-attention cache stays
                     past[name] = outputs[present]
-        return tokens
+        return [Decoded(sequence, float(logprobs[index] / (len(sequence) + 1)), float(no_speech_prob[index]))
+                for index, sequence in enumerate(tokens)]
 
     def close(self) -> None:
-        for engine in (self.encoder, self.decoder, self.decoder_with_past):
-            engine.close()
+        """Wait for transcriptions in flight, then free the engines; transcribing after it raises EngineError."""
+        if self._in_flight.close():
+            for engine in (self.encoder, self.decoder, self.decoder_with_past):
+                engine.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,30 +66,14 @@ class FakeBoard:
             _write(power, f"{watts * 1000:08.0f}\n")
 
 
-class TraceDriver:
-    """Updates the board every `period_s` along `trace(t) -> {rail: watts}` (t in monotonic seconds)."""
+def powering(board: FakeBoard, trace: Callable[[float], dict[str, float]]) -> Callable[[float], None]:
+    """What `sample_for` calls before each sample (stand_ins/clock.py): the board set to `trace(t)`."""
 
-    def __init__(self, board: FakeBoard, trace: Callable[[float], dict[str, float]], period_s: float = 0.002):
-        self.board, self.trace, self.period_s = board, trace, period_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def set_to(t: float) -> None:
+        for rail, watts in trace(t).items():
+            board.set_power(rail, watts)
 
-    def __enter__(self) -> TraceDriver:
-        self._update()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _update(self) -> None:
-        for rail, watts in self.trace(time.monotonic()).items():
-            self.board.set_power(rail, watts)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            self._update()
+    return set_to
 
 
 def sine_trace(rails: dict[str, float], amplitude: float = 0.4, hz: float = 0.7):

@@ -190,16 +190,24 @@ class CountedEngine:
 
 def stand_in_whisper(onnx_dir: Path, manifest, durations_s=(2.0, 6.0), max_batch: int = 1, memory=None):
     """A WhisperRecognizer over our TensorRTEngine for each of the three graphs, stand-in plans on one shared
-    GPU (`memory`: by default a StandInDeviceMemory), every copy counted: (recognizer, memory, bytes per graph)."""
+    GPU (`memory`: by default a StandInDeviceMemory), every copy counted: (recognizer, memory, bytes per graph).
+    Each plan stands for the graph a TensorRT build compiles: the exported one after the family's passes (the
+    decoders' greedy head, with the manifest's decoder settings)."""
+    import tempfile
+
+    from asr_engines.engines.build import prepared_graph
     from asr_engines.engines.profiles import dimension_ranges, graph_profile
+    from asr_engines.families import WHISPER
     from asr_engines.runtime.whisper import WhisperRecognizer
 
     memory, log, engines = memory or StandInDeviceMemory(), {}, {}
-    for part in ("encoder", "decoder", "decoder_with_past"):
-        onnx_path = onnx_dir / f"{part}_model.onnx"
-        profile = graph_profile(onnx_path, dimension_ranges("whisper", part, onnx_dir, durations_s, max_batch=max_batch))
-        engine, _ = stand_in_engine(onnx_path, profile.shapes, memory=memory)
-        engines[part] = CountedEngine(engine, memory, part, log)
+    with tempfile.TemporaryDirectory() as scratch:
+        for part in WHISPER.graphs:
+            ranges = dimension_ranges("whisper", part.name, onnx_dir, durations_s, max_batch=max_batch)
+            profile = graph_profile(onnx_dir / part.file, ranges)
+            onnx_path = prepared_graph(onnx_dir, part, manifest.decoder, Path(scratch)) or onnx_dir / part.file
+            engine, _ = stand_in_engine(onnx_path, profile.shapes, memory=memory)
+            engines[part.name] = CountedEngine(engine, memory, part.name, log)
     return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], manifest,
                              trim_margin_s=None), memory, log  # a plan keeps the whole window
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import pytest
 from asr_engines.calibration.datasets import DEFAULT_DATASET, load_dataset
 
 SHARED_WHISPER = Path(__file__).resolve().parents[2] / "shared" / "models" / "whisper-tiny.en-hf"
+#: tiny.en's config and tokenizer files without its weights (what the random Whisper needs): SHARED_WHISPER, or a copy
+#: named by ASR_ENGINES_WHISPER_FILES where ../shared does not travel (`make gpu-kit` makes one, docs/gpu.md).
+WHISPER_FILES = Path(os.environ.get("ASR_ENGINES_WHISPER_FILES") or SHARED_WHISPER)
 VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
 
 
@@ -94,13 +98,13 @@ def real_whisper_fp32(real_whisper_onnx, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_whisper(tmp_path_factory):
     """A two-layer random Whisper from a config, with tiny.en's tokenizer and generation settings."""
-    if not SHARED_WHISPER.is_dir():
-        pytest.skip(f"tiny.en's tokenizer files are needed from {SHARED_WHISPER}")
+    if not (WHISPER_FILES / "tokenizer.json").is_file():
+        pytest.skip(f"tiny.en's tokenizer files are needed from {WHISPER_FILES}")
     import torch
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     folder = tmp_path_factory.mktemp("whisper") / "tiny-whisper"
-    config = WhisperConfig.from_pretrained(SHARED_WHISPER)
+    config = WhisperConfig.from_pretrained(WHISPER_FILES)
     config.update({"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
                    "decoder_attention_heads": 2, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128})
     torch.manual_seed(0)
@@ -108,7 +112,7 @@ def tiny_whisper(tmp_path_factory):
     model.save_pretrained(folder)
     for name in ("generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                  "added_tokens.json", "special_tokens_map.json", "preprocessor_config.json", "normalizer.json"):
-        shutil.copyfile(SHARED_WHISPER / name, folder / name)
+        shutil.copyfile(WHISPER_FILES / name, folder / name)
     generation = json.loads((folder / "generation_config.json").read_text())
     generation["max_length"] = 24  # random weights rarely say end-of-text: keep decoding short
     (folder / "generation_config.json").write_text(json.dumps(generation))

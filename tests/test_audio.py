@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr_engines.audio import AudioError, check_rate, load_audio
+from asr_engines.audio import AudioError, checked_samples, load_audio
 
 
 def tone(rate, seconds=1.0, channels=1):
@@ -42,4 +42,4 @@ def test_corrupt_and_missing_files_are_refused_by_name(tmp_path):
 
 def test_in_memory_audio_at_the_wrong_rate_is_refused():
     with pytest.raises(AudioError, match="44100 Hz"):
-        check_rate(np.zeros(10, np.float32), 44100)
+        checked_samples(np.zeros(10, np.float32), 44100)

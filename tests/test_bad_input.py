@@ -12,7 +12,7 @@ import soundfile
 from click.testing import CliRunner
 
 from asr_engines import load_recognizer
-from asr_engines.audio import AudioError, check_rate, load_audio
+from asr_engines.audio import AudioError, checked_samples, load_audio
 from asr_engines.calibration.datasets import DatasetError, load_dataset
 from asr_engines.commands import bench
 from asr_engines.manifest import EngineManifest, ManifestError
@@ -40,7 +40,7 @@ def test_non_finite_audio_is_refused_naming_the_file(tmp_path, tiny_engines):
     with pytest.raises(AudioError, match="1-2-0000.wav: holds NaN or infinite samples"):
         load_audio(dataset / "1-2-0000.wav")
     with pytest.raises(AudioError, match="NaN or infinite"):
-        check_rate(np.array([0.0, np.inf], np.float32), 16000)
+        checked_samples(np.array([0.0, np.inf], np.float32), 16000)
     result, store = run_bench(tmp_path, str(tiny_engines / "tiny-fp32.json"), "--dataset", str(dataset))
     assert result.exit_code == 1 and result.output.strip() == f"bench: {dataset / '1-2-0000.wav'}: holds NaN or infinite samples"
     assert not store.exists() and not (tmp_path / "out").exists()

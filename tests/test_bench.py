@@ -26,6 +26,8 @@ def test_bench_writes_rows_with_finite_wer_and_speed(tiny_engines, tmp_path):
         assert row["load_s"] > 0 and row["peak_rss_mb"] > 10 and row["utterances"] == 3
         assert row["energy_j"] is None and row["meter"] == "none" and "no power meter" in row["energy_note"]
         assert row["extra"]["decoding"] == {"chunk_s": 20.0, "stride_s": 4.0}  # how the recognizer read the audio
+        load = row["machine_load"]  # how busy the machine was while the clean pass was timed
+        assert row["machine_quiet"] is load["quiet"] and load["wall_s"] > 0 and load["other_cores"] >= 0
     with open(out / "results.csv") as handle:
         assert [line["engine"] for line in csv.DictReader(handle)] == ["tiny-fp32", "tiny-int8"]
     assert "tiny-int8" in result.output and "wer_clean" in result.output

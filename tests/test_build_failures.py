@@ -124,3 +124,31 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_build_onto_a_full_disk_is_one_line_and_keeps_what_was_there(tiny_onnx, tmp_path, precision):
+    """A disk that fills mid-write (here the kernel's file-size limit, which fails a write as a full disk does: no
+    root, no mount): one line naming the folder, exit 1, no staging left, the engine already there untouched."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "engines"
+    build_engines(tiny_onnx, out, make_builder("onnxruntime"), ["fp32" if precision == "fp16" else "fp16"], progress=False)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    limit = (tiny_onnx / "model.onnx").stat().st_size // 4
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG) instead of the process being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "asr_engines", "build", str(tiny_onnx), "--out", str(out),
+                             "--backend", "onnxruntime", "--precisions", precision],
+                            preexec_fn=small_files, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "engines:" not in line]  # not the progress bar
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("build: could not write") and f"into {out} (File too large); nothing was published" in lines[0]
+    assert "free space there or build into another --out" in lines[0]
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before

@@ -1,7 +1,12 @@
-"""`asr-engines check-meter` on a stand-in NVML: the load runs in a child process, the sampler keeps its
-rate, and each NVML power source is set against the energy counter."""
+"""`asr-engines check-meter` on a stand-in NVML: the load runs in a child process, the sampler's rate is
+reported, and each NVML power source is set against the energy counter. The sampler runs in real time: whether it
+keeps 98 % of its rate depends on the machine, so the test checks the report, not the rate. The load is a fixed
+4 s (a child process's start-up on a loaded machine would stretch it); that the real load runs in a child process
+and names its device is checked apart."""
 
+import os
 import re
+import time
 
 import numpy as np
 from click.testing import CliRunner
@@ -12,13 +17,13 @@ from asr_engines.measure.meters.nvml import NvmlMeter
 
 
 def test_check_meter_compares_each_nvml_source_with_the_counter(monkeypatch):
-    nvml = StandInNvml(load_at=np.inf, load_until=np.inf)  # 300 W while the child process loads, 100 W otherwise
-    run_in_child = check_meter.in_fresh_process
+    nvml = StandInNvml(load_at=np.inf, load_until=np.inf)  # 300 W while "loaded", 100 W otherwise
 
-    def loaded(function, *arguments):
+    def loaded(function, seconds):
         nvml.start_load()
         try:
-            return run_in_child(function, *arguments)
+            time.sleep(seconds)
+            return "gpu"
         finally:
             nvml.stop_load()
 
@@ -32,6 +37,19 @@ def test_check_meter_compares_each_nvml_source_with_the_counter(monkeypatch):
     average = next(line for line in lines if line.startswith("average: trapezoids"))
     percent = {line.split(":")[0]: float(re.search(r"([+-][\d.]+) %$", line).group(1)) for line in (instant, average)}
     assert abs(percent["instant"]) < 2 and percent["average"] < -4  # the 1 s average lags the step by about half a second
-    assert any(line.startswith("PASS samples arrive at >= 90 % of the rate") for line in lines)  # the load ran elsewhere
-    assert "PASS cpu load raises total power" in lines and "PASS the sampled source's trapezoids within 2 % of the energy counter" in lines
-    assert result.exit_code == 0, result.output
+    rate = next(line for line in lines if " samples arrive at >= 98 % of the rate (" in line)
+    hz = float(re.search(r"\(([\d.]+) of 100 Hz under load\)", rate).group(1))
+    assert rate.startswith("PASS" if hz >= 98 else "FAIL")
+    assert re.search(r"^sampler: [\d.]+ Hz under load of 100 asked; late samples \d+; its own CPU [\d.]+ s \([\d.]+ % of a core\)$",
+                     result.output, re.MULTILINE)
+    # the load's device is named, whichever it ran on (PyTorch picks the GPU where it sees one)
+    assert any(re.fullmatch(r"PASS load raises total power \(the load ran on the (cpu|gpu)\)", line) for line in lines)
+    assert "PASS no read faults" in lines and "PASS the sampled source's trapezoids within 2 % of the energy counter" in lines
+    assert result.exit_code == (0 if not any(line.startswith("FAIL") for line in lines) else 1), result.output
+
+
+def test_the_load_runs_in_a_child_process_and_names_its_device():
+    from asr_engines.processes import in_fresh_process
+
+    assert in_fresh_process(check_meter.busy, 0.2) in ("cpu", "gpu")
+    assert in_fresh_process(os.getpid) != os.getpid()

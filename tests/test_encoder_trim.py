@@ -125,7 +125,8 @@ def test_each_encoder_precision_trims_by_its_measured_default(tiny_whisper_engin
     for variant, encoder in (("fp32", Precision.FP32), ("int8", Precision.FP32), ("int8-qdq", Precision.INT8)):
         recognizer = load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", threads=1)
         assert recognizer.trim_margin_s == DEFAULT_TRIM_MARGIN_S[encoder]
-        assert recognizer.decoding() == {"trim_margin_s": recognizer.trim_margin_s, "whole_window_retries": 0}
+        assert recognizer.decoding() == {"trim_margin_s": recognizer.trim_margin_s, "whole_window_retries": 0,
+                                         "windows_without_speech": 0, "token_head": True}
         assert load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", trim_margin_s=None).trim_margin_s is None
     for path in tiny_whisper_engines.glob("tiny-whisper-fp32*"):
         shutil.copy(path, tmp_path / path.name)
@@ -169,6 +170,7 @@ def test_a_trimmed_window_that_loops_is_decoded_again_on_the_whole_window(tiny_w
     """Seen on noisy speech with tiny.en: a trimmed window repeats one sentence to max_length where the whole
     window reads it right. Here the trimmed decode of the second recording loops, so it alone is decoded again."""
     from asr_engines import load_recognizer
+    from asr_engines.runtime.whisper import Decoded
 
     recognizer = load_recognizer(tiny_whisper_engines / "tiny-whisper-fp32.json", threads=1, trim_margin_s=8.0)
     sentence = recognizer._tokenizer.encode(" I had the pleasure of meeting him in society.").ids
@@ -177,7 +179,7 @@ def test_a_trimmed_window_that_loops_is_decoded_again_on_the_whole_window(tiny_w
     def decode(features, prompt):
         fed.append(features.shape)
         trimmed = features.shape[-1] < 3000
-        return [sentence * (20 if trimmed and index == 1 else 1) for index in range(len(features))]
+        return [Decoded(sentence * (20 if trimmed and index == 1 else 1), -0.2, 0.01) for index in range(len(features))]
 
     recognizer._decode = decode
     texts = recognizer.transcribe_batch([utterance.load() for utterance in utterances[:3]])

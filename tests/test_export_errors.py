@@ -9,7 +9,7 @@ from asr_engines.export import ModelError, resolve_model
 
 def test_a_non_speech_model_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"]}))
-    with pytest.raises(ModelError, match="takes CTC .* and Whisper"):
+    with pytest.raises(ModelError, match="takes CTC .*, Whisper and Moonshine"):
         resolve_model(str(tmp_path))
 
 
@@ -55,3 +55,12 @@ def test_aliases_and_local_folders_resolve(tiny_checkpoint, monkeypatch):
         resolve_model("whisper-tiny.en")
     source = resolve_model(str(tiny_checkpoint))
     assert (source.name, source.location, source.family) == ("tiny", str(tiny_checkpoint), "ctc")
+
+
+@pytest.mark.parametrize(("config", "message"), [('{"model_type": "wav2vec2", "hidden_si', "cannot read it"),
+                                                 ('{"model_type": "no-such-model"}', "cannot read it")])
+def test_a_broken_or_unknown_config_is_one_line(tmp_path, config, message):
+    (tmp_path / "config.json").write_text(config)
+    with pytest.raises(ModelError, match=f"config.json: transformers {message} \\(") as raised:
+        resolve_model(str(tmp_path))
+    assert "\n" not in str(raised.value)

@@ -118,7 +118,7 @@ def test_sensitivity_ranks_the_planted_node_most_harmful(quantized, stream):
     assert worst == ("model", HARMED) and scores[worst] < sorted(scores.values())[1] - 15  # 25 dB against 45 to 49 (measured)
 
 
-def test_the_loop_takes_the_harmful_node_back_and_stops(outlier_export, stream):
+def test_the_loop_takes_the_harmful_node_back_and_stops(outlier_export, stream, tmp_path):
     """A probe standing in for transcription: noisy WER 3 points over fp32 while the planted node is int8."""
     seen = []
 
@@ -133,7 +133,8 @@ def test_the_loop_takes_the_harmful_node_back_and_stops(outlier_export, stream):
 
         return probe
 
-    decision = decide_int8(read_exported_model(outlier_export), stream, probe_for, Int8Budget(wer_points=0.5))
+    decision = decide_int8(read_exported_model(outlier_export), stream, probe_for, Int8Budget(wer_points=0.5), tmp_path)
+    assert list(tmp_path.iterdir()) == []  # its scratch lived in a staging folder of the build's output, now gone
     assert seen == [True, False]
     reason = decision.float_nodes["model"][HARMED]
     assert reason.startswith("WER budget, round 1: output SQNR") and "only this node in int8" in reason
@@ -143,28 +144,28 @@ def test_the_loop_takes_the_harmful_node_back_and_stops(outlier_export, stream):
     assert budget["rounds"][0]["taken_back"] == [HARMED]
 
 
-def test_a_budget_that_cannot_be_met_says_so_and_keeps_the_cost(outlier_export, stream):
+def test_a_budget_that_cannot_be_met_says_so_and_keeps_the_cost(outlier_export, stream, tmp_path):
     def never(model, calibration):
         return lambda files, with_noise: (20.0 if files is None else 25.0) if with_noise else (10.0 if files is None else 12.0)
 
     model = read_exported_model(outlier_export)
-    bounded = decide_int8(model, stream, never, Int8Budget(wer_points=0.5, max_rounds=2, max_float_share=1.0)).budget
+    bounded = decide_int8(model, stream, never, Int8Budget(wer_points=0.5, max_rounds=2, max_float_share=1.0), tmp_path).budget
     assert not bounded["met"] and len(bounded["rounds"]) == 3  # round 0, then the two allowed
     assert bounded["note"].startswith("budget not met: int8 costs +2.00 WER points clean and +5.00 noisy with ")
     assert bounded["note"].endswith("the engine keeps that cost")
-    no_speed_left = decide_int8(model, stream, never, Int8Budget(wer_points=0.5, max_rounds=10)).budget
+    no_speed_left = decide_int8(model, stream, never, Int8Budget(wer_points=0.5, max_rounds=10), tmp_path).budget
     # 9 quantizable nodes, 5 float by the rule: past 60 % in float it stops rather than take int8's speed away
     assert len(no_speed_left["rounds"]) == 2 and "with 6 of 9 nodes in float" in no_speed_left["note"]
 
 
-def test_a_model_wer_cannot_judge_leaves_the_rule_to_decide(outlier_export, stream):
+def test_a_model_wer_cannot_judge_leaves_the_rule_to_decide(outlier_export, stream, tmp_path):
     """A random-weight model reads about 100 % WER in fp32: no int8 candidate is transcribed, the note says why."""
     asked = []
 
     def random_weights(model, calibration):
         return lambda files, with_noise: asked.append((files, with_noise)) or 100.0
 
-    budget = decide_int8(read_exported_model(outlier_export), stream, random_weights, Int8Budget()).budget
+    budget = decide_int8(read_exported_model(outlier_export), stream, random_weights, Int8Budget(), tmp_path).budget
     assert asked == [(None, False)] and budget["met"] is None and budget["rounds"] == []
     assert budget["note"].startswith("fp32 reads 100 % WER on the held-out clean audio, so WER cannot judge int8")
 
@@ -190,7 +191,7 @@ def test_without_a_budget_the_rule_decides_and_every_backend_gets_one_list(tiny_
 
 
 @pytest.mark.slow
-def test_whisper_tiny_en_int8_within_its_budget(real_whisper_onnx):
+def test_whisper_tiny_en_int8_within_its_budget(real_whisper_onnx, tmp_path):
     """Real weights: the guarded int8 encoder costs at most 0.5 WER points over fp32 on held-out clean and noisy
     audio, or the decision says by how much it does not. Judged on 8 held-out utterances and one noise draw, round 0
     only (the build's defaults: 40, three, four rounds; taking nodes back is tested on a planted outlier above)."""
@@ -200,7 +201,7 @@ def test_whisper_tiny_en_int8_within_its_budget(real_whisper_onnx):
     model = read_exported_model(real_whisper_onnx)
     stream = make_calibration_stream(CalibrationSettings(count=4), model)
     decision = decide_int8(model, stream, lambda model, stream: held_out_probe(model, stream, 8, threads=2, noise_draws=1),
-                           Int8Budget(0.5, max_rounds=0))
+                           Int8Budget(0.5, max_rounds=0), tmp_path)
     budget, (last,) = decision.budget, decision.budget["rounds"]
     print(json.dumps(budget, indent=1))
     assert budget["fp32"]["wer_clean"] < 30 and budget["fp32"]["wer_noisy"] > budget["fp32"]["wer_clean"]

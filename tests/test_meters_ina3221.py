@@ -1,4 +1,5 @@
-"""INA3221 meter on fake Orin Nano, AGX Orin and Nano trees, against a known power trace."""
+"""INA3221 meter on fake Orin Nano, AGX Orin and Nano trees, against a known power trace. Samples are taken at
+times a test clock sets (stand_ins/clock.py), so a busy machine cannot move them; one test runs the real thread."""
 
 import errno
 import sys
@@ -7,8 +8,10 @@ import time
 import pytest
 
 from asr_engines.measure.meters import open_meter
+from asr_engines.measure.meters.base import TickSchedule
 from asr_engines.measure.meters.ina3221 import Ina3221Meter, NoSensorError
-from stand_ins.sysfs import FakeBoard, TraceDriver, sine_trace
+from stand_ins.clock import ManualClock, sample_for
+from stand_ins.sysfs import FakeBoard, powering, sine_trace
 
 RAILS = {
     "orin-nano": {"VDD_IN": 6.0, "VDD_CPU_GPU_CV": 2.5, "VDD_SOC": 1.5},
@@ -36,30 +39,34 @@ def test_discovery_names_rails_total_and_gpu(tmp_path, board):
 @pytest.mark.parametrize("board", list(RAILS))
 def test_window_energy_matches_the_exact_integral(tmp_path, board):
     trace, exact = sine_trace(RAILS[board])
-    fake = FakeBoard(tmp_path, board)
-    with TraceDriver(fake, trace):
-        meter = open_meter("ina3221", tmp_path, sample_hz=100)
-        meter.start()
-        with meter.window("outer") as outer:
-            with meter.window("first") as first:
-                time.sleep(0.6)
-            with meter.window("second") as second:
-                time.sleep(0.6)
-        meter.stop()
+    clock = ManualClock()
+    set_power = powering(FakeBoard(tmp_path, board), trace)
+    set_power(clock())
+    meter = Ina3221Meter(tmp_path, sample_hz=100, clock=clock)
+    meter.sample()
+    clock.advance(0.0037)  # the windows open between samples: their starts are interpolated
+    with meter.window("outer") as outer:
+        with meter.window("first") as first:
+            sample_for(meter, clock, 0.6, set_power)
+        with meter.window("second") as second:
+            sample_for(meter, clock, 0.6, set_power)
     result = outer.measurement
     for window in (outer, first, second):  # nested and consecutive windows over one sampler, each cut exactly
         for rail in RAILS[board]:
             span = (window.measurement.start_s, window.measurement.end_s)
-            assert window.measurement.energy_j[rail] == pytest.approx(exact(rail, *span), rel=0.01)
+            assert window.measurement.energy_j[rail] == pytest.approx(exact(rail, *span), rel=0.001)
     total = sum(result.energy_j[rail] for rail in RAILS[board]) if EXPECTED[board][0] is None else result.energy_j[EXPECTED[board][0]]
     assert result.energy_j["total"] == pytest.approx(total)
-    assert result.reliable and result.faults == 0 and 80 < result.sample_hz <= 105
+    assert result.reliable and result.faults == 0 and result.samples == 120
+    assert result.sample_hz == pytest.approx(100)
 
 
 def test_read_error_mid_window_is_counted_not_raised(tmp_path):
     trace, exact = sine_trace(RAILS["orin-nano"])
-    fake = FakeBoard(tmp_path, "orin-nano")
-    meter = Ina3221Meter(tmp_path, sample_hz=100)
+    clock = ManualClock()
+    set_power = powering(FakeBoard(tmp_path, "orin-nano"), trace)
+    set_power(clock())
+    meter = Ina3221Meter(tmp_path, sample_hz=100, clock=clock)
     real_read, calls = meter.read_power, {"n": 0}
 
     def flaky():
@@ -69,11 +76,9 @@ def test_read_error_mid_window_is_counted_not_raised(tmp_path):
         return real_read()
 
     meter.read_power = flaky
-    with TraceDriver(fake, trace):
-        meter.start()
-        with meter.window("flaky") as window:
-            time.sleep(1.0)
-        meter.stop()
+    meter.sample()
+    with meter.window("flaky") as window:
+        sample_for(meter, clock, 1.0, set_power)
     result = window.measurement
     assert result.faults == 10 and "10 sensor reads failed" in result.note and "Input/output error" in result.note
     # The 100 ms gap is bridged linearly: the total stays within 2 % on this smooth trace.
@@ -82,12 +87,35 @@ def test_read_error_mid_window_is_counted_not_raised(tmp_path):
 
 def test_short_window_is_flagged_unreliable(tmp_path):
     FakeBoard(tmp_path, "orin-nano")
+    clock = ManualClock()
+    meter = Ina3221Meter(tmp_path, sample_hz=100, clock=clock)
+    meter.sample()
+    with meter.window("blink") as window:
+        sample_for(meter, clock, 0.03)
+    assert not window.measurement.reliable and "< 10 sample periods" in window.measurement.note
+
+
+def test_tick_schedule_keeps_the_rate_and_counts_what_it_skips():
+    schedule = TickSchedule(period=0.01, start=0.0)
+    assert schedule.wait(0.0) == pytest.approx(0.01)
+    assert schedule.taken(0.0105) == 0 and schedule.wait(0.0105) == pytest.approx(0.0095)  # overshoot does not drift
+    assert schedule.taken(0.035) == 0 and schedule.wait(0.035) == 0  # one tick behind: taken at once
+    assert schedule.taken(0.0355) == 0 and schedule.wait(0.0355) == pytest.approx(0.0045)  # caught up
+    assert schedule.taken(0.1003) == 5 and schedule.wait(0.1003) == 0  # a stall: the missed ticks skipped, counted
+    assert schedule.taken(0.101) == 0 and schedule.wait(0.101) == pytest.approx(0.009)  # back on the grid
+
+
+def test_the_sampler_thread_samples_until_stopped(tmp_path):
+    FakeBoard(tmp_path, "orin-nano")
     meter = Ina3221Meter(tmp_path, sample_hz=100)
     meter.start()
-    with meter.window("blink") as window:
-        time.sleep(0.03)
+    deadline = time.monotonic() + 30
+    while len(meter._trace.times) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     meter.stop()
-    assert not window.measurement.reliable and "< 10 sample periods" in window.measurement.note
+    count = len(meter._trace.times)
+    time.sleep(0.05)
+    assert count >= 5 and len(meter._trace.times) == count and meter.sampler_cpu_s > 0
 
 
 def test_missing_sysfs_is_a_clear_error_and_auto_falls_back(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import pytest
 from asr_engines.measure.meters import integrate
 from asr_engines.measure.meters.rapl import RaplMeter, RaplUnavailable
 from asr_engines.measure.meters.tegrastats import parse_line, replay, replay_energy
+from stand_ins.clock import ManualClock, sample_for
 
 JETPACK = {
     "jp4": ("RAM 1654/3964MB (lfb 77x4MB) SWAP 0/1982MB CPU [12%@1479,5%@1479,off,off] EMC_FREQ 0% GR3D_FREQ 0% "
@@ -90,21 +91,23 @@ class StandInNvml(types.SimpleNamespace):
     """A stand-in for pynvml: one GPU idling at 100 W that draws 300 W from `load_at` to `load_until` (s after
     start), read as an H100's NVML reads it: every value moves each 100 ms; the instant field holds the power
     of the last update, nvmlDeviceGetPowerUsage a 1 s moving average, the energy counter (mJ) the exact energy
-    to the last update. `instant=False` is a driver without the instant field."""
+    to the last update, also as a field. `instant=False` is a driver without the instant field; `clock` what time
+    it is (a test's ManualClock, or the real one); `calls` counts NVML reads."""
 
     class NVMLError(Exception):
         pass
 
+    NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION = 83
     NVML_FI_DEV_POWER_INSTANT = 186
 
-    def __init__(self, load_at=0.4, load_until=1.4, instant=True):
-        super().__init__(started=time.monotonic(), load_at=load_at, load_until=load_until, instant=instant)
+    def __init__(self, load_at=0.4, load_until=1.4, instant=True, clock=time.monotonic):
+        super().__init__(clock=clock, started=clock(), load_at=load_at, load_until=load_until, instant=instant, calls=0)
 
     def start_load(self):
-        self.load_at, self.load_until = time.monotonic() - self.started, np.inf
+        self.load_at, self.load_until = self.clock() - self.started, np.inf
 
     def stop_load(self):
-        self.load_until = time.monotonic() - self.started
+        self.load_until = self.clock() - self.started
 
     def power(self, t):
         return 300.0 if self.load_at <= t < self.load_until else 100.0
@@ -114,7 +117,8 @@ class StandInNvml(types.SimpleNamespace):
         return 100.0 * t + 200.0 * loaded
 
     def update(self):
-        return np.floor((time.monotonic() - self.started) / 0.1) * 0.1  # the last 100 ms update
+        self.calls += 1
+        return np.floor((self.clock() - self.started) / 0.1) * 0.1  # the last 100 ms update
 
     def nvmlInit(self):
         pass
@@ -130,10 +134,16 @@ class StandInNvml(types.SimpleNamespace):
         return int(1000 * (self.energy(t) - self.energy(max(t - 1.0, 0.0))) / min(max(t, 0.1), 1.0))
 
     def nvmlDeviceGetFieldValues(self, handle, fields):
-        if not self.instant:
-            raise self.NVMLError("Not Supported")
-        value = types.SimpleNamespace(uiVal=int(1000 * self.power(self.update())))
-        return [types.SimpleNamespace(nvmlReturn=0, valueType=1, value=value)]
+        t = self.update()
+        values, value = [], types.SimpleNamespace
+        for field in fields:
+            if field == self.NVML_FI_DEV_POWER_INSTANT and self.instant:
+                values.append(value(nvmlReturn=0, valueType=1, value=value(uiVal=int(1000 * self.power(t)))))
+            elif field == self.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION:
+                values.append(value(nvmlReturn=0, valueType=3, value=value(ullVal=int(1000 * self.energy(t)))))
+            else:
+                values.append(types.SimpleNamespace(nvmlReturn=3, valueType=0, value=None))  # NVML_ERROR_NOT_SUPPORTED
+        return values
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle):
         return int(1000 * self.energy(self.update()))
@@ -143,38 +153,47 @@ class StandInNvml(types.SimpleNamespace):
 
 
 def measure_load_window(nvml, power_source="auto"):
-    """The 1 s load step measured as the bench measures a pass: a window from its start to its end."""
+    """The 1 s load step measured as the bench measures a pass: a window from its start to its end, sampled at
+    100 Hz on the stand-in's clock (a ManualClock), then measured once samples pass its end, as end_window waits."""
     from asr_engines.measure.meters.nvml import NvmlMeter
 
-    meter = NvmlMeter(nvml=nvml, sample_hz=100, power_source=power_source)
-    meter.start()
-    time.sleep(max(0.0, nvml.started + nvml.load_at - time.monotonic()))
-    with meter.window("load") as window:
-        time.sleep(max(0.0, nvml.started + nvml.load_until - time.monotonic()))
-    meter.stop()
-    exact = nvml.energy(window.measurement.end_s - nvml.started) - nvml.energy(window.measurement.start_s - nvml.started)
-    return meter, window.measurement, exact
+    clock = nvml.clock
+    meter = NvmlMeter(nvml=nvml, sample_hz=100, power_source=power_source, clock=clock)
+    meter.sample()
+    sample_for(meter, clock, nvml.load_at - 0.0063)  # the window opens and closes between samples
+    clock.advance(0.0063)
+    start = clock()
+    sample_for(meter, clock, nvml.load_until - nvml.load_at)
+    end = clock()
+    sample_for(meter, clock, 0.3)
+    exact = nvml.energy(end - nvml.started) - nvml.energy(start - nvml.started)
+    return meter, meter.measure("load", start, end), exact
 
 
 def test_nvml_samples_the_instant_field_and_takes_energy_from_the_counter():
-    meter, result, exact = measure_load_window(StandInNvml())
+    nvml = StandInNvml(clock=ManualClock())
+    meter, result, exact = measure_load_window(nvml)
     assert meter.power_source == "instant" and meter.averaging.startswith("NVML_FI_DEV_POWER_INSTANT")
-    assert meter.info() == {"gpus": ["Stand-in GPU"], "power_source": "instant", "energy_counter": True}
+    assert meter.info() == {"gpus": ["Stand-in GPU"], "power_source": "instant", "energy_counter": True, "reads_per_tick": 1}
     # the counter moves every 100 ms: interpolated at the window's ends it is within 2 % of the exact energy
     assert result.counter_energy_j["total"] == pytest.approx(exact, rel=0.02)
     assert result.total_j == pytest.approx(exact, rel=0.1)  # the instant field lags at most one update
-    assert result.sample_hz > 90
+    assert result.sample_hz == pytest.approx(100, rel=0.02)
+    calls = nvml.calls
+    meter.sample()
+    assert nvml.calls == calls + 1  # power and counter in one NVML call per tick
 
 
 def test_nvml_falls_back_to_the_average_and_says_so():
-    nvml = StandInNvml(instant=False)
+    nvml = StandInNvml(instant=False, clock=ManualClock())
     meter, result, exact = measure_load_window(nvml)
+    assert meter.info()["reads_per_tick"] == 2
     assert meter.power_source == "average" and "1 s moving average" in meter.averaging
     assert result.counter_energy_j["total"] == pytest.approx(exact, rel=0.02)
     assert result.total_j < 0.8 * exact  # the averaged power lags the step: trapezoids of it fall short
     from asr_engines.measure.meters.nvml import NvmlUnavailable
 
     with pytest.raises(NvmlUnavailable, match="no NVML_FI_DEV_POWER_INSTANT"):
-        measure_load_window(StandInNvml(instant=False), power_source="instant")
+        measure_load_window(StandInNvml(instant=False, clock=ManualClock()), power_source="instant")
 
 

@@ -36,11 +36,11 @@ def store_from_two_runs(tiny_engines, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("store")
     FakeBoard(folder / "root", "orin-nano").set_power("VDD_IN", 7.5)
-    for engines in (["tiny-fp32", "tiny-int8"], ["tiny-fp16", "tiny-int8"]):
+    for run, engines in enumerate((["tiny-fp32", "tiny-int8"], ["tiny-fp16", "tiny-int8"])):
         result = CliRunner().invoke(bench.command, [
             *(str(tiny_engines / f"{name}.json") for name in engines), "--limit", "2", "--noise-draws", "2",
             "--skip-noisy-above", "inf", "--meter", "ina3221", "--meter-root", str(folder / "root"), "--baseline-s", "0", "--threads", "1",
-            "--out", str(folder / "out"), "--store", str(folder / "store.sqlite"), "--no-progress",
+            "--out", str(folder / f"out-{run}"), "--store", str(folder / "store.sqlite"), "--no-progress",
         ])
         assert result.exit_code == 0, result.output
     return folder / "store.sqlite"

@@ -11,6 +11,7 @@ have been reached by some version's run: a name no run reaches would be unchecke
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import sys
 import types
@@ -130,8 +131,11 @@ def run_version(version: str, onnx_dir: Path, stream, tmp_path: Path, monkeypatc
         details = builder.build(job)
         assert details["tensorrt"] == module.__version__ and details["io"]["inputs"][0]["name"] == "input_values"
         write_manifest(staging / "m.json", EngineManifest(
-            engine="m", model="m", family="ctc", precision=variant.precision, variant=variant, backend="tensorrt", front_end={},
-            decoder={}, files={"model": "m.plan"}, build={"model": details}, files_sha256={}))
+            engine="m", model="m", family="ctc", precision=variant.precision, variant=variant, backend="tensorrt",
+            front_end={"kind": "ctc", "input_name": "input_values", "do_normalize": True},
+            decoder={"kind": "ctc", "vocabulary": ["<pad>", "|", "A"], "blank_id": 0, "word_delimiter": "|", "dropped_tokens": []},
+            files={"model": "m.plan"}, build={"model": details},
+            files_sha256={"m.plan": hashlib.sha256((staging / "m.plan").read_bytes()).hexdigest()}))
         engine = tensorrt_engine.load_tensorrt_engine(staging / "m.plan", variant=variant)
         logits = engine.run({"input_values": np.zeros((1, 3 * 16000), np.float32)})["logits"]
         assert logits.shape[0] == 1 and logits.shape[2] == 32

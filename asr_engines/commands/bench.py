@@ -7,8 +7,10 @@ written to OUT/results.json and OUT/results.csv after every engine, so an interr
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,13 +19,14 @@ import click
 from asr_engines.audio import AudioError
 from asr_engines.calibration.datasets import DEFAULT_DATASET, DatasetError, check_dataset, load_dataset
 from asr_engines.calibration.noise import NOISE_HELP, NoiseSpecError, parse_noise
+from asr_engines.files import OutputClaimError, claimed_output
 from asr_engines.manifest import ManifestError, load_manifest, manifest_path_for
 from asr_engines.measure.bench import format_table, measure_baseline
 from asr_engines.measure.fingerprint import device_fingerprint
 from asr_engines.measure.measurement import BenchSettings, measure_engine
 from asr_engines.measure.memory import judge_system_memory, system_used_mb
 from asr_engines.measure.meters import METERS
-from asr_engines.measure.results import write_results
+from asr_engines.measure.results import BenchRow, write_results
 from asr_engines.measure.store import DEFAULT_STORE, StoreError, append_rows
 from asr_engines.measure.wer import UNJUDGEABLE_WER_PCT
 from asr_engines.processes import in_fresh_process
@@ -91,44 +94,62 @@ def command(engine_paths: tuple[str, ...], dataset: str, noise: str, noise_draws
     settings = BenchSettings(dataset=dataset, noise=noise_spec, noise_draws=noise_draws, skip_noisy_above=skip_noisy_above,
                              seed=seed, limit=limit, warmup=warmup, threads=threads, trim_margin_s=trim_margin_s, meter=meter,
                              meter_root=meter_root, sample_hz=sample_hz, progress=progress)
+    rows, failures, unstored, unwritten = [], [], [], []
     try:
-        baseline_w, meter_name = measure_baseline(meter, meter_root, sample_hz, baseline_s)
-    except OSError as error:
-        sys.exit(f"bench: meter {meter!r}: {error}")
-    energy = f", idle baseline {baseline_w:.2f} W" if baseline_w is not None else ", energy unavailable"
-    click.echo(f"meter: {meter_name}{energy}", err=True)
-    fingerprint = device_fingerprint()
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    rows, failures, unstored = [], [], []
-    for manifest in manifests:
-        idle_before = system_used_mb()
-        try:
-            # A fresh process per engine: its load time and memory peak are its own.
-            row = in_fresh_process(measure_engine, str(manifest), settings, baseline_w, idle_before)
-        except KeyboardInterrupt:
-            click.echo(f"bench: interrupted; {len(rows)} finished rows kept in {out_dir}", err=True)
-            sys.exit(130)
-        except Exception as error:  # one broken engine must not lose the others' rows
-            failures.append(f"{manifest}: {type(error).__name__}: {error}")
-            click.echo(f"bench: {failures[-1]}", err=True)
-            continue
-        judge_system_memory(row, idle_before, system_used_mb())
-        row.run_id, row.device_id, row.dataset = run_id, fingerprint["id"], dataset
-        row.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        row.extra["fingerprint"] = fingerprint
-        rows.append(row)
-        write_results(rows, out_dir)
-        try:
-            append_rows([row], store)
-        except StoreError as error:
-            unstored.append(row.engine)
-            click.echo(f"bench: {error}", err=True)
+        with claimed_output(out_dir, "results.json"):  # checked before anything is measured
+            try:
+                baseline_w, meter_name = measure_baseline(meter, meter_root, sample_hz, baseline_s)
+            except OSError as error:
+                sys.exit(f"bench: meter {meter!r}: {error}")
+            energy = f", idle baseline {baseline_w:.2f} W" if baseline_w is not None else ", energy unavailable"
+            click.echo(f"meter: {meter_name}{energy}", err=True)
+            fingerprint = device_fingerprint()
+            run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+            for manifest in manifests:
+                idle_before = system_used_mb()
+                try:
+                    # A fresh process per engine: its load time and memory peak are its own.
+                    row = in_fresh_process(measure_engine, str(manifest), settings, baseline_w, idle_before)
+                except KeyboardInterrupt:
+                    click.echo(f"bench: interrupted; {len(rows)} finished rows kept in {out_dir}", err=True)
+                    sys.exit(130)
+                except Exception as error:  # one broken engine must not lose the others' rows
+                    failures.append(f"{manifest}: {type(error).__name__}: {error}")
+                    click.echo(f"bench: {failures[-1]}", err=True)
+                    continue
+                judge_system_memory(row, idle_before, system_used_mb())
+                row.run_id, row.device_id, row.dataset = run_id, fingerprint["id"], dataset
+                row.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                row.extra["fingerprint"] = fingerprint
+                rows.append(row)
+                keep(row, rows, out_dir, store, unwritten, unstored)
+    except OutputClaimError as error:  # only on entering: the block's own failures are caught per engine
+        sys.exit(f"bench: {error}")
     if rows:
         click.echo(format_table(rows))
     results = f"{out_dir / 'results.json'}, {out_dir / 'results.csv'}"
     if unstored:
         click.echo(f"bench: NOT stored in {store}: {', '.join(unstored)} (see above); the rows are in {results}", err=True)
-    elif rows:
+    if unwritten:
+        click.echo(f"bench: NOT written to {out_dir}: {', '.join(unwritten)} (see above); the rows are in {store}", err=True)
+    if rows and not unstored and not unwritten:
         click.echo(f"results: {results}; appended to {store}", err=True)
-    sys.exit(1 if failures or unstored else 0)
+    sys.exit(1 if failures or unstored or unwritten else 0)
+
+
+def keep(row: BenchRow, rows: list[BenchRow], out_dir: Path, store: Path, unwritten: list[str], unstored: list[str]) -> None:
+    """Write the rows so far to `out_dir` and append `row` to the store; a failure of one is said (the other keeps
+    the row); a failure of both prints the row itself, so a measurement is never lost."""
+    try:
+        write_results(rows, out_dir)
+    except OSError as error:
+        unwritten.append(row.engine)
+        click.echo(f"bench: cannot write {out_dir / 'results.json'}: {error.strerror or error}", err=True)
+    try:
+        append_rows([row], store)
+    except StoreError as error:
+        unstored.append(row.engine)
+        click.echo(f"bench: {error}", err=True)
+    if row.engine in unwritten and row.engine in unstored:
+        click.echo(json.dumps(asdict(row), default=str))
 

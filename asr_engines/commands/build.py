@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -79,8 +80,21 @@ def command(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibr
         manifests = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings, int8_probe=probe, int8_budget=budget)
     except (AssetsError, BuilderUnavailable, DatasetError, NoiseSpecError, PrecisionMissing, ValueError) as error:
         sys.exit(f"build: {error}")
+    except OSError as error:  # a full disk or quota, a folder that turned read-only: the staging folder is gone already
+        sys.exit(f"build: could not write {written_file(error)}into {out_dir} ({error.strerror or error}); nothing was "
+                 "published" + ("; free space there or build into another --out" if error.errno in FULL else ""))
     for manifest in manifests:
         click.echo(f"wrote {manifest}")
+
+
+#: errno of a write that found no room: the disk, the user's quota, the largest file allowed.
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def written_file(error: OSError) -> str:
+    """The name, and a space, of the file an OSError was about (the target of a copy, else its only file); or ""."""
+    path = error.filename2 or error.filename
+    return f"{Path(path).name} " if path else ""
 
 
 def int8_guard(text: str, rounds: int, held_out: int) -> tuple[Int8Budget | None, ProbeFactory | None]:

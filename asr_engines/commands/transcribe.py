@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from asr_engines.audio import AudioError, load_audio
+from asr_engines.audio import AudioError, Recording
 from asr_engines.manifest import ManifestError
 from asr_engines.runtime.engine import EngineError
 from asr_engines.runtime.recognizer import load_recognizer
@@ -41,9 +41,10 @@ def command(engine: str, audio: tuple[str, ...], threads: int | None, trim_margi
     with recognizer:
         for path in audio:
             try:
-                text = recognizer.transcribe(load_audio(path))
-            except AudioError as error:
-                click.echo(f"transcribe: {error}", err=True)
+                with Recording(path) as recording:  # decoded to disk, read a window at a time: bounded memory
+                    text = recognizer.transcribe(recording)
+            except (AudioError, EngineError) as error:  # one line for this file; the others are still transcribed
+                click.echo(f"transcribe: {error}" if isinstance(error, AudioError) else f"transcribe: {path}: {error}", err=True)
                 failed = True
                 continue
             click.echo(f"{path}\t{text}" if len(audio) > 1 else text)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from asr_engines.calibration.stream import CalibrationStream
 from asr_engines.engines.assets import ExportedModel
 from asr_engines.engines.int8.quantize import INT8_FORMS, float_nodes, prepare, quantize_prepared
 from asr_engines.engines.passes.qdq import only_quantized, quantized_nodes, with_float_nodes
+from asr_engines.files import staging_dir
 from asr_engines.variants import Precision
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,12 @@ class _Round:
 
 
 def decide_int8(model: ExportedModel, stream: CalibrationStream, probe_factory: ProbeFactory | None,
-                budget: Int8Budget | None) -> Int8Decision:
-    """The float nodes of every calibrated graph of `model`: the rule's, then those the WER budget takes back."""
+                budget: Int8Budget | None, out_dir: Path) -> Int8Decision:
+    """The float nodes of every calibrated graph of `model`: the rule's, then those the WER budget takes back. Its
+    scratch files (hundreds of MB for large models) live in a staging folder of `out_dir`, the build's own, which
+    the next build removes if this one is killed."""
     form = INT8_FORMS["cpu"]
-    with tempfile.TemporaryDirectory(prefix="int8-budget-") as folder:
-        work = Path(folder)
+    with staging_dir(out_dir) as work:
         prepared, quantized, excluded = {}, {}, {}
         for part in (part for part in model.parts if part.calibrated):
             prepared[part.name] = work / f"{part.name}.prep.onnx"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -23,6 +23,9 @@ import numpy as np
 
 #: Windows shorter than this many sample periods are flagged unreliable (MLPerf-style rule of thumb).
 MIN_PERIODS = 10
+#: A sampler this many periods or less behind its schedule (a wait for the GIL, a slow read) takes the missed tick
+#: at once; further behind (the process was descheduled) it skips the missed ticks and counts them late.
+CATCH_UP_PERIODS = 2
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,35 @@ class Windows:
             handle.measurement = self.end_window(name)
 
 
+class TickSchedule:
+    """When a sampler's ticks are due: at start + k * period, so neither sleep's overshoot nor the read's cost
+    drifts the rate (docs/bench.md, "Sampling rate")."""
+
+    def __init__(self, period: float, start: float):
+        self.period = period
+        self.due = start + period
+
+    def wait(self, now: float) -> float:
+        """Seconds to sleep before the next tick (0 when it is due or overdue)."""
+        return max(0.0, self.due - now)
+
+    def taken(self, now: float) -> int:
+        """A tick was taken and finished at `now`: schedule the next. Returns how many ticks were skipped."""
+        self.due += self.period
+        behind = now - self.due
+        if behind < CATCH_UP_PERIODS * self.period:
+            return 0
+        skipped = int(behind / self.period)
+        self.due += skipped * self.period
+        return skipped
+
+
 class SampledMeter(Windows):
     """Base for meters that poll power: subclasses set `rails` and implement `read_power()`.
 
-    Subclasses with a hardware energy counter also implement `read_energy()` (J per rail, monotonic).
+    Subclasses with a hardware energy counter also implement `read_energy()` (J per rail, monotonic), and may
+    override `read_sample()` where one call reads both. `clock` is what every timestamp comes from: tests pass
+    one they advance themselves and call `sample()` instead of starting the thread (stand_ins/clock.py).
     """
 
     name = "sampled"
@@ -121,7 +149,7 @@ class SampledMeter(Windows):
     available = True
     reason = ""
 
-    def __init__(self, rails: list[str], sample_hz: float = 100.0, clock=time.monotonic):
+    def __init__(self, rails: list[str], sample_hz: float = 100.0, clock: Callable[[], float] = time.monotonic):
         self.rails = list(rails)
         self.sample_hz = sample_hz
         self._clock = clock
@@ -150,7 +178,7 @@ class SampledMeter(Windows):
         if self._thread is not None:
             return
         self._stop.clear()
-        self._sample_once()
+        self.sample()
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-sampler", daemon=True)
         self._thread.start()
 
@@ -162,25 +190,28 @@ class SampledMeter(Windows):
         self._thread = None
 
     def _run(self) -> None:
-        period = 1.0 / self.sample_hz
+        schedule = TickSchedule(1.0 / self.sample_hz, self._clock())
         cpu_at_start = time.thread_time()
-        next_tick = self._clock() + period
         while True:
-            time.sleep(max(0.0, next_tick - self._clock()))  # a bare sleep: an Event's timed wait costs more per tick
+            time.sleep(schedule.wait(self._clock()))  # a bare sleep: an Event's timed wait costs more per tick
             if self._stop.is_set():
                 break
-            self._sample_once()
-            next_tick += period
+            self.sample()
             now = self._clock()
-            if now > next_tick + period:  # fell behind by more than a period: skip, count, go on
+            skipped = schedule.taken(now)
+            if skipped:
                 with self._lock:
-                    self._trace.late_times += [now] * int((now - next_tick) / period)
-                next_tick = now + period
+                    self._trace.late_times += [now] * skipped
             self.sampler_cpu_s = time.thread_time() - cpu_at_start
 
-    def _sample_once(self) -> None:
+    def read_sample(self) -> tuple[dict[str, float], dict[str, float] | None]:
+        """Power per rail (W) and, where there is one, the energy counter (J per rail) at one instant."""
+        return self.read_power(), self._counters() if self.counter_period_s else None
+
+    def sample(self) -> None:
+        """Read the sensors once, at the clock's present time (the thread calls this every tick)."""
         try:
-            power = self.read_power()
+            power, counters = self.read_sample()
             row = [float(power[rail]) for rail in self.rails]
         except (OSError, ValueError, KeyError) as error:
             with self._lock:
@@ -188,7 +219,6 @@ class SampledMeter(Windows):
             self.last_error = f"{type(error).__name__}: {error}"
             return
         stamp = self._clock()
-        counters = self._counters() if self.counter_period_s else None
         with self._lock:
             self._trace.times.append(stamp)
             self._trace.values.append(row)

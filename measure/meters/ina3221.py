@@ -13,6 +13,8 @@ Reads a Jetson's sysfs: the tests run it on fake trees of an Orin Nano, an AGX O
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,12 +93,12 @@ class Ina3221Meter(SampledMeter):
 
     name = "ina3221"
 
-    def __init__(self, root: Path = Path("/"), sample_hz: float = 100.0):
+    def __init__(self, root: Path = Path("/"), sample_hz: float = 100.0, clock: Callable[[], float] = time.monotonic):
         channels, self.settings = discover(root)
         if not channels:
             raise NoSensorError(f"no INA3221 under {root / 'sys/bus/i2c/devices'} (not a Jetson, or no permission)")
         self.channels = channels
-        super().__init__([channel.rail for channel in channels], sample_hz)
+        super().__init__([channel.rail for channel in channels], sample_hz, clock)
         self.total_rail, self.gpu_rail, self.gpu_rail_shares = rail_roles(self.rails)
         self.averaging = averaging(self.settings)
         self._fds: dict[Path, int] = {}
