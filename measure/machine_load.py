@@ -45,11 +45,12 @@ class MachineLoad:
     other_cores: float | None  # other processes' CPU seconds / wall seconds over the window; None: unknown
     other_cores_peak: float | None  # the same for the busiest interval between two ticks
     wall_s: float
+    load_before_judged: bool = True  # False where the load average before is our own earlier work (the bench's engines)
 
     @property
     def quiet(self) -> bool:
-        return (self.other_cores is not None and self.other_cores <= QUIET_BELOW
-                and self.other_cores_peak <= 2 * QUIET_BELOW and self.load_before <= QUIET_BELOW)
+        return (self.other_cores is not None and self.other_cores <= QUIET_BELOW and self.other_cores_peak <= 2 * QUIET_BELOW
+                and (self.load_before <= QUIET_BELOW or not self.load_before_judged))
 
     def describe(self) -> str:
         """One line: the figures, and whether a speed ratio read in this window is comparable."""
@@ -73,7 +74,11 @@ class MachineLoad:
 
 @dataclass
 class LoadWatch:
-    """`begin()`, `tick()` between passes, `end()` -> MachineLoad. The readers are parameters so tests drive them."""
+    """`begin()`, `tick()` between passes, `end()` -> MachineLoad. The readers are parameters so tests drive them.
+    `judge_load_before`: False where the load average before the window is our own earlier work (the bench measures
+    engines one after another, so it cannot fall between them); other processes' CPU time alone then decides."""
+
+    judge_load_before: bool = True
 
     loadavg: Callable[[], float] = lambda: os.getloadavg()[0]
     busy: Callable[[], float | None] = busy_cpu_s
@@ -108,4 +113,5 @@ class LoadWatch:
         return MachineLoad(
             load_before=first[3], load_peak=max(tick[3] for tick in self._ticks), load_after=last[3],
             other_cores=max((last[1] - first[1] - (last[2] - first[2])) / wall_s, 0.0) if known else None,
-            other_cores_peak=max(max(others), 0.0) if known and others else None, wall_s=wall_s)
+            other_cores_peak=max(max(others), 0.0) if known and others else None, wall_s=wall_s,
+            load_before_judged=self.judge_load_before)

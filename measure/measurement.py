@@ -67,7 +67,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
                 recognizer.transcribe(samples)
             bar = tqdm(total=len(audio) * (1 + len(noisy_sets)), desc=recognizer.name, unit="utt",
                        disable=not settings.progress, leave=False)
-            machine = LoadWatch()
+            machine = LoadWatch(judge_load_before=False)  # the load average still holds the engine measured before
             machine.begin()
             with meter.window("clean") as clean_window:
                 hypotheses, latencies = _transcribe_all(recognizer, audio, bar)

@@ -72,6 +72,19 @@ def test_a_machine_busy_before_the_passes_is_not_quiet():
     assert not watch.end().quiet
 
 
+def test_the_bench_judges_its_engines_by_other_processes_alone():
+    """The bench measures engines one after another: the load average before one is the last one's work."""
+    machine = Machine(ManualClock(), load=QUIET_BELOW + 0.8)
+    watch = machine.watch()
+    watch.judge_load_before = False
+    watch.begin()
+    machine.run(10, ours=2.0, others=0.0)
+    assert watch.end().quiet
+    watch.begin()
+    machine.run(10, ours=2.0, others=0.9)
+    assert not watch.end().quiet
+
+
 def test_without_proc_stat_the_window_is_unknown_and_not_comparable():
     clock = ManualClock()
     watch = LoadWatch(loadavg=lambda: 0.0, busy=lambda: None, own=lambda: 0.0, clock=clock)
