@@ -147,6 +147,8 @@ def load_manifest(path: str | Path) -> EngineManifest:
         values[item.name] = _checked(manifest, item.name, data[item.name], hints[item.name])
     for section, expected in NESTED.get(values["family"], {}).items():
         _check_nested(manifest, section, values[section], expected)
+    for section, expected in NESTED_OPTIONAL.get(values["family"], {}).items():
+        _check_nested(manifest, section, values[section], expected, required=False)
     for name in [*values["files"].values(), *values["files_sha256"]]:
         if Path(name).name != name or name in (".", ".."):
             raise ManifestError(f"{manifest}: names {name!r}, a file outside its folder; an engine's files lie beside its manifest")
@@ -179,9 +181,16 @@ NESTED: dict[str, dict[str, dict[str, type | tuple]]] = {
     },
 }
 
+#: Settings added since format 2 began: checked where present (engines built before them run as they were built).
+NESTED_OPTIONAL: dict[str, dict[str, dict[str, type | tuple]]] = {
+    "whisper": {"decoder": {"forced_start": _IDS, "languages": dict, "tasks": dict}},
+}
 
-def _check_nested(manifest: Path, section: str, settings: dict, expected: dict[str, type | tuple]) -> None:
+
+def _check_nested(manifest: Path, section: str, settings: dict, expected: dict[str, type | tuple], required: bool = True) -> None:
     for key, kind in expected.items():
+        if key not in settings and not required:
+            continue
         if key not in settings:
             raise ManifestError(f"{manifest}: {section}.{key} is missing; rebuild the engine with `asr-engines build`")
         value = settings[key]

@@ -35,6 +35,7 @@ from asr_engines.engines.backends import make_builder
 from asr_engines.engines.build import CalibrationSettings, build_engines
 from asr_engines.export import export_onnx, resolve_model
 from asr_engines.features import WhisperFrontEnd
+from asr_engines.manifest import load_manifest
 from asr_engines.measure.machine_load import LoadWatch
 from asr_engines.measure.wer import corpus_wer
 from asr_engines.variants import PRECISIONS, Precision
@@ -128,7 +129,7 @@ def main() -> None:
         opt_in[name] = load_recognizer(manifest, threads=args.threads, trim_margin_s=other_window).transcribe
         batched = load_recognizer(manifest, threads=args.threads)
         opt_in[f"ours_{variant}_batch8"] = lambda audio, batched=batched: timed_batches(batched.transcribe_batch, audio, 8)
-    prompt = load_recognizer(engines_dir / f"{source.name}-fp32.json")._prompt
+    prompt = load_manifest(engines_dir / f"{source.name}-fp32.json").decoder["prompt"]
     systems["transformers_fp32"] = transformers_system(args.model, args.threads)
     systems["ct2_float32"] = ctranslate2_system(args.model, "float32", args.threads, prompt)
     systems["ct2_int8"] = ctranslate2_system(args.model, "int8", args.threads, prompt)

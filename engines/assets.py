@@ -92,9 +92,11 @@ def decoder(onnx_dir: Path, family: str) -> dict:
 def whisper_decoder(onnx_dir: Path) -> dict:
     """Greedy decoding settings from generation_config.json: prompt, end, suppressed tokens, length, timestamps.
 
-    English-only models start `<|startoftranscript|><|notimestamps|>`; multilingual ones
-    `<|startoftranscript|><|en|><|transcribe|><|notimestamps|>`. Long-form decoding (over 30 s) uses the prompt
-    without `<|notimestamps|>`, so the model writes timestamps. The tokenizer file travels beside the engine.
+    `prompt`: English-only models start `<|startoftranscript|><|notimestamps|>`, multilingual ones (asked for
+    English) `<|startoftranscript|><|en|><|transcribe|><|notimestamps|>`. What the runtime starts from besides
+    (runtime/whisper_prompt.py): `forced_start`, the language tokens and the task tokens, so a multilingual engine
+    detects or is told its language and task as transformers' `generate` is. Long-form decoding (over 30 s) drops
+    `<|notimestamps|>`, so the model writes timestamps. The tokenizer file travels beside the engine.
     """
     generation = _json(onnx_dir, "generation_config.json")
     prompt = [generation["decoder_start_token_id"]]
@@ -106,6 +108,9 @@ def whisper_decoder(onnx_dir: Path) -> dict:
     return {
         "kind": "whisper",
         "prompt": prompt,
+        "forced_start": forced_start(generation, _json(onnx_dir, "config.json")),
+        "languages": generation.get("lang_to_id") or {},
+        "tasks": generation.get("task_to_id") or {},
         "eos_id": generation["eos_token_id"],
         "suppress_tokens": generation.get("suppress_tokens") or [],
         "begin_suppress_tokens": generation.get("begin_suppress_tokens") or [],
@@ -115,6 +120,18 @@ def whisper_decoder(onnx_dir: Path) -> dict:
         "max_initial_timestamp_index": generation.get("max_initial_timestamp_index", 50),
         "tokenizer": "tokenizer.json",
     }
+
+
+def forced_start(generation: dict, config: dict) -> list[int | None]:
+    """The tokens `generate` forces after the start token when asked for no language and no task: the generation
+    config's `forced_decoder_ids` (else the model config's) at positions 1, 2, ... (None: the language, detected)."""
+    forced = generation.get("forced_decoder_ids") or config.get("forced_decoder_ids") or []
+    tokens = []
+    for position, (index, token) in enumerate(forced, start=1):
+        if index != position:
+            break
+        tokens.append(token)
+    return tokens
 
 
 def moonshine_decoder(onnx_dir: Path) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -114,19 +115,37 @@ class CTCRecognizer(ClosedOnExit):
             self.engine.close()
 
 
-def _ctc(engines: dict[str, Engine], manifest: EngineManifest, trim_margin_s: TrimMargin) -> Recognizer:
-    if trim_margin_s not in (None, PRECISION_DEFAULT):
-        raise ValueError(f"{manifest.engine}: a trim margin applies to Whisper's fixed window; CTC models read the audio as it is")
+@dataclass(frozen=True)
+class RecognizerOptions:
+    """How a recognizer decodes beyond what its manifest says: Whisper's encoder trim margin (runtime/whisper.py);
+    the language (`fr`) and task (`transcribe`, `translate`) of a multilingual Whisper (runtime/whisper_prompt.py)."""
+
+    trim_margin_s: TrimMargin = PRECISION_DEFAULT
+    language: str | None = None
+    task: str | None = None
+
+
+def _reads_audio_as_it_is(manifest: EngineManifest, options: RecognizerOptions) -> None:
+    """Refuse, in one line, options only multilingual Whisper takes, on a family that transcribes English as it hears it."""
+    family = {"ctc": "CTC"}.get(manifest.family, manifest.family.capitalize())
+    if options.trim_margin_s not in (None, PRECISION_DEFAULT):
+        raise ValueError(f"{manifest.engine}: a trim margin applies to Whisper's fixed window; {family} models read the audio as it is")
+    if (options.language or "en").lower() not in ("en", "english") or options.task not in (None, "transcribe"):
+        raise ValueError(f"{manifest.engine}: an English-only {family} model; it takes no other language or task")
+
+
+def _ctc(engines: dict[str, Engine], manifest: EngineManifest, options: RecognizerOptions) -> Recognizer:
+    _reads_audio_as_it_is(manifest, options)
     return CTCRecognizer(engines["model"], manifest)
 
 
-def _whisper(engines: dict[str, Engine], manifest: EngineManifest, trim_margin_s: TrimMargin) -> Recognizer:
-    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], manifest, trim_margin_s)
+def _whisper(engines: dict[str, Engine], manifest: EngineManifest, options: RecognizerOptions) -> Recognizer:
+    return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], manifest,
+                             options.trim_margin_s, options.language, options.task)
 
 
-def _moonshine(engines: dict[str, Engine], manifest: EngineManifest, trim_margin_s: TrimMargin) -> Recognizer:
-    if trim_margin_s not in (None, PRECISION_DEFAULT):
-        raise ValueError(f"{manifest.engine}: a trim margin applies to Whisper's fixed window; Moonshine reads the audio as it is")
+def _moonshine(engines: dict[str, Engine], manifest: EngineManifest, options: RecognizerOptions) -> Recognizer:
+    _reads_audio_as_it_is(manifest, options)
     return MoonshineRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], manifest)
 
 
@@ -134,10 +153,13 @@ def _moonshine(engines: dict[str, Engine], manifest: EngineManifest, trim_margin
 RECOGNIZERS = {"ctc": _ctc, "whisper": _whisper, "moonshine": _moonshine}
 
 
-def load_recognizer(path: str | Path, threads: int | None = None, trim_margin_s: TrimMargin = PRECISION_DEFAULT) -> Recognizer:
+def load_recognizer(path: str | Path, threads: int | None = None, trim_margin_s: TrimMargin = PRECISION_DEFAULT,
+                    language: str | None = None, task: str | None = None) -> Recognizer:
     """Load the engine whose manifest `path` is (or names), ready to transcribe; use it in a `with` block, or
     `close()` it. `trim_margin_s`: Whisper on ONNX Runtime runs its encoder on the audio plus this margin instead
-    of 30 s; None: the whole window; by default the precision's measured choice (runtime/whisper.py)."""
+    of 30 s; None: the whole window; by default the precision's measured choice (runtime/whisper.py). `language`,
+    `task`: a multilingual Whisper's (no language: detected per recording); English-only models take `en` or none."""
+    options = RecognizerOptions(trim_margin_s, language, task)
     manifest = load_manifest(path)
     manifest.verify_files()
     if manifest.family not in RECOGNIZERS:
@@ -145,4 +167,9 @@ def load_recognizer(path: str | Path, threads: int | None = None, trim_margin_s:
     engines = {graph: load_engine(manifest.graph_path(graph), variant=manifest.graph_variant(graph), threads=threads,
                                   takes_turns=len(manifest.files) > 1)
                for graph in manifest.files}
-    return RECOGNIZERS[manifest.family](engines, manifest, trim_margin_s)
+    try:
+        return RECOGNIZERS[manifest.family](engines, manifest, options)
+    except Exception:  # options it refuses: the engines it loaded are freed, not left to the garbage collector
+        for engine in engines.values():
+            engine.close()
+        raise

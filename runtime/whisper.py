@@ -41,6 +41,7 @@ from asr_engines.features import front_end_from_config
 from asr_engines.manifest import EngineManifest
 from asr_engines.runtime.engine import ClosedOnExit, Engine, InFlight
 from asr_engines.runtime.streaming import SegmentedStream, StreamOptions
+from asr_engines.runtime.whisper_prompt import PromptRules
 from asr_engines.runtime.whisper_timestamps import TimestampRules
 from asr_engines.variants import Precision
 
@@ -102,6 +103,8 @@ class Decoded:
     tokens: list[int]
     avg_logprob: float
     no_speech_prob: float
+    language: int | None = None  # the language token it was decoded with, where the model has languages
+    language_prob: float | None = None  # that language's probability, where it was read off the audio
 
     @property
     def no_speech(self) -> bool:
@@ -117,6 +120,8 @@ class Recognition:
     no_speech: bool  # every window was judged silence or noise
     no_speech_prob: float  # the highest over the windows
     avg_logprob: float  # over the windows' tokens
+    language: str | None = None  # the language it was transcribed as (`en`), on a multilingual model
+    language_probability: float | None = None  # where that language was detected: its probability
 
 
 def _spoken(windows: list[Decoded]) -> list[int]:
@@ -141,7 +146,9 @@ class WhisperRecognizer(ClosedOnExit):
     """Transcribes 16 kHz mono float32 audio with a Whisper engine set and its tokenizer."""
 
     def __init__(self, encoder: Engine, decoder: Engine, decoder_with_past: Engine, manifest: EngineManifest,
-                 trim_margin_s: TrimMargin = PRECISION_DEFAULT):
+                 trim_margin_s: TrimMargin = PRECISION_DEFAULT, language: str | None = None, task: str | None = None):
+        """`language` (a code, `fr`) and `task` (`transcribe`, `translate`): as transformers' `generate` takes
+        them (whisper_prompt.py); on a multilingual model, no language means it is detected per recording."""
         from tokenizers import Tokenizer
 
         self.trim_margin_s = trim_margin(trim_margin_s, manifest)
@@ -156,12 +163,13 @@ class WhisperRecognizer(ClosedOnExit):
         self._front_end = front_end_from_config(manifest.front_end)
         settings = manifest.decoder
         self._tokenizer = Tokenizer.from_file(str(manifest.folder / settings["tokenizer"]))
-        self._prompt = list(settings["prompt"])
+        self._prompts = PromptRules.from_settings(settings)
+        self.language, self.task = self._prompts.checked(language, task)
+        self._detects = self._prompts.needs_detection(self.language, self.task)
         self._eos = settings["eos_id"]
         self._suppress = np.asarray(settings["suppress_tokens"], np.int64)
         self._begin_suppress = np.asarray(settings["begin_suppress_tokens"], np.int64)
         self._max_length = settings["max_length"]
-        self._timestamp_prompt = list(settings["timestamp_prompt"])
         self._timestamps = TimestampRules(settings["no_timestamps_id"] + 1, self._eos, settings["no_timestamps_id"],
                                           settings["max_initial_timestamp_index"])
         self._window = int(self._front_end.chunk_s * SAMPLE_RATE)
@@ -188,7 +196,9 @@ class WhisperRecognizer(ClosedOnExit):
         windows = self.decode_batch([audio[:]]) if len(audio) <= self._window else self.decode_long(audio)
         return Recognition(self.decode_tokens(_spoken(windows)), all(window.no_speech for window in windows),
                            max(window.no_speech_prob for window in windows),
-                           float(np.mean([window.avg_logprob for window in windows])))
+                           float(np.mean([window.avg_logprob for window in windows])),
+                           self._prompts.code(windows[0].language) if windows[0].language is not None else None,
+                           windows[0].language_prob)
 
     def transcribe_batch(self, audios: list[np.ndarray], batch_size: int = 8, sample_rate: int = SAMPLE_RATE) -> list[str]:
         """Texts for several recordings: those up to 30 s decoded `batch_size` at a time (at most the engines'
@@ -220,13 +230,13 @@ class WhisperRecognizer(ClosedOnExit):
     def decode_batch(self, windows: list[np.ndarray]) -> list[Decoded]:
         """Each window (at most 30 s) decoded greedily, together, without timestamps; windows without speech counted."""
         if self.trim_margin_s is None:
-            decoded = self._decode(self._features(windows), self._prompt)
+            decoded = self._decode(self._features(windows))
         else:
-            decoded = self._decode(self._features(windows, self._trimmed_frames(max(map(len, windows)))), self._prompt)
+            decoded = self._decode(self._features(windows, self._trimmed_frames(max(map(len, windows)))))
             looped = [index for index, window in enumerate(decoded) if self._loops(window.tokens)]
             if looped:
                 self.whole_window_retries += len(looped)
-                for index, window in zip(looped, self._decode(self._features([windows[i] for i in looped]), self._prompt)):
+                for index, window in zip(looped, self._decode(self._features([windows[i] for i in looped]))):
                     decoded[index] = window
         self.windows_without_speech += sum(window.no_speech for window in decoded)
         return decoded
@@ -235,7 +245,7 @@ class WhisperRecognizer(ClosedOnExit):
         return np.concatenate([self._front_end(window, frames)[self._front_end.input_name] for window in windows])
 
     def _loops(self, tokens: list[int]) -> bool:
-        return (len(tokens) >= self._max_length - len(self._prompt)
+        return (len(tokens) >= self._max_length - self._prompts.length(self.language, self.task, timestamps=False)
                 or compression_ratio(self.decode_tokens(tokens)) > LOOP_COMPRESSION_RATIO)
 
     def _trimmed_frames(self, samples: int) -> int:
@@ -251,17 +261,20 @@ class WhisperRecognizer(ClosedOnExit):
     def decode_long(self, audio: Samples) -> list[Decoded]:
         """A recording of any length, long-form: 30 s windows of its log-mel decoded with timestamps, each next
         window starting at the end of the last complete segment (a window without speech: at its end). Each
-        window's text tokens, timestamps removed."""
+        window's text tokens, timestamps removed. A language read off the audio is read off the first window, as
+        transformers does."""
         front_end, window = self._front_end, self._front_end.window_frames
         top, total = front_end.log10_top(audio), front_end.frames_in(len(audio))  # one pass for the floor's reference
-        decoded, seek = [], 0
+        decoded: list[Decoded] = []
+        seek = 0
         while seek < total:
             frames = min(window, total - seek)
             segment = np.zeros((1, front_end.num_mel_bins, window), np.float32)  # zero-padded as transformers pads the last one
             segment[0, :, :frames] = front_end.log_mel(audio, seek, frames, top)  # this window's frames only
-            (result,) = self._decode(segment, self._timestamp_prompt, self._timestamps)
+            first = decoded[0] if decoded else None
+            (result,) = self._decode(segment, self._timestamps, (first.language, first.language_prob) if first else None)
             text, advance = self._timestamps.segments(result.tokens, frames)
-            decoded.append(Decoded(text, result.avg_logprob, result.no_speech_prob))
+            decoded.append(Decoded(text, result.avg_logprob, result.no_speech_prob, result.language, result.language_prob))
             self.windows_without_speech += result.no_speech
             seek += advance if advance > 0 and not result.no_speech else frames
         return decoded
@@ -281,21 +294,39 @@ class WhisperRecognizer(ClosedOnExit):
         chosen = scores.argmax(axis=-1)
         return chosen, _log_softmax_at(scores, chosen)
 
-    def _decode(self, features: np.ndarray, prompt: list[int], timestamps: TimestampRules | None = None) -> list[Decoded]:
-        """Greedy decoding of a batch of 30 s log-mel windows from `prompt`.
+    def _decode(self, features: np.ndarray, timestamps: TimestampRules | None = None,
+                language: tuple[int | None, float | None] | None = None) -> list[Decoded]:
+        """Greedy decoding of a batch of 30 s log-mel windows, each from its prompt (whisper_prompt.py): `language`,
+        the token and probability a first window was given, else the recognizer's or the one read off each window.
 
         Only the features go to the device, and only what choosing the next token needs comes back: its id and
         log-probability where the decoders have the greedy head and no timestamp rule applies, else the logits.
         The encoder's output, the cross-attention K/V the first decoder step makes and the growing self-attention
         K/V stay where the engines wrote them, bound as the next graph's inputs (`run_device`)."""
         with self._in_flight.call():
-            return self._decode_greedily(features, prompt, timestamps)
+            return self._decode_greedily(features, timestamps, language)
 
-    def _decode_greedily(self, features: np.ndarray, prompt: list[int], timestamps: TimestampRules | None) -> list[Decoded]:
+    def _languages(self, encoded: object, rows: int) -> tuple[list[int | None], list[float | None]]:
+        """Each row's language token and its probability: read off the audio by one decoder step from the start
+        token where the model must detect it, else the one asked for (no probability)."""
+        if not self._detects:
+            asked = self._prompts.language_id(self.language) if self.language else None
+            return [asked] * rows, [None] * rows
+        start = np.full((rows, 1), self._prompts.start_id, np.int64)
+        host, _ = self.decoder.run_device({"input_ids": start, "encoder_hidden_states": encoded}, to_host=["logits"])
+        ids, probabilities = self._prompts.detect(np.asarray(host["logits"][:, -1]))
+        return [int(token) for token in ids], [float(value) for value in probabilities]
+
+    def _decode_greedily(self, features: np.ndarray, timestamps: TimestampRules | None,
+                         language: tuple[int | None, float | None] | None) -> list[Decoded]:
         head = self.token_head and timestamps is None
         _, encoded = self.encoder.run_device({self._front_end.input_name: features})
-        prompt_ids = np.tile(np.asarray(prompt, np.int64), (len(features), 1))
-        host, outputs = self.decoder.run_device({"input_ids": prompt_ids, "encoder_hidden_states": encoded["last_hidden_state"]},
+        hidden = encoded["last_hidden_state"]
+        languages, probabilities = ([language[0]] * len(features), [language[1]] * len(features)) if language else \
+            self._languages(hidden, len(features))
+        prompt_ids = np.asarray([self._prompts.prompt(self.language, self.task, token if self._detects else None,
+                                                      timestamps is not None) for token in languages], np.int64)
+        host, outputs = self.decoder.run_device({"input_ids": prompt_ids, "encoder_hidden_states": hidden},
                                                 to_host=[NEXT_TOKEN, NEXT_TOKEN_LOGPROB, NO_SPEECH_LOGPROB] if head else ["logits"])
         no_speech_prob = (np.exp(host[NO_SPEECH_LOGPROB][:, -1]) if head else
                           np.exp(_log_softmax_at(np.asarray(host["logits"][:, 0], np.float32), np.full(len(features), self._no_speech_id))))
@@ -303,7 +334,7 @@ class WhisperRecognizer(ClosedOnExit):
         tokens: list[list[int]] = [[] for _ in features]
         logprobs = np.zeros(len(features))
         done = np.zeros(len(features), bool)
-        for step in range(self._max_length - len(prompt)):
+        for step in range(self._max_length - prompt_ids.shape[1]):
             chosen, logprob = self._choose(host, step, tokens, timestamps)
             chosen = np.where(done, self._eos, chosen)
             logprobs += np.where(done, 0.0, logprob)
@@ -321,8 +352,8 @@ class WhisperRecognizer(ClosedOnExit):
                 present = PRESENT_PREFIX + name[len(PAST_PREFIX):]
                 if present in outputs:  # self-attention cache grows; cross-attention cache stays
                     past[name] = outputs[present]
-        return [Decoded(sequence, float(logprobs[index] / (len(sequence) + 1)), float(no_speech_prob[index]))
-                for index, sequence in enumerate(tokens)]
+        return [Decoded(sequence, float(logprobs[index] / (len(sequence) + 1)), float(no_speech_prob[index]),
+                        languages[index], probabilities[index]) for index, sequence in enumerate(tokens)]
 
     def close(self) -> None:
         """Wait for transcriptions in flight, then free the engines; transcribing after it raises EngineError."""

@@ -36,9 +36,9 @@ class ServeOptions:
 
 
 def languages_of(recognizer: Recognizer) -> list[str]:
-    """The languages the engine transcribes: its decoder settings' list where it has one; English otherwise
-    (the CTC vocabularies and English-only Whisper checkpoints built here)."""
-    return list(recognizer.manifest.decoder.get("languages") or ["en"])
+    """The languages the engine transcribes, as codes: a multilingual Whisper's language tokens (`<|fr|>` -> `fr`);
+    English otherwise (CTC vocabularies, Moonshine, English-only Whisper)."""
+    return [token.strip("<|>") for token in recognizer.manifest.decoder.get("languages") or {}] or ["en"]
 
 
 def package_version() -> str:

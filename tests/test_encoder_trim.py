@@ -176,7 +176,7 @@ def test_a_trimmed_window_that_loops_is_decoded_again_on_the_whole_window(tiny_w
     sentence = recognizer._tokenizer.encode(" I had the pleasure of meeting him in society.").ids
     fed = []
 
-    def decode(features, prompt):
+    def decode(features, timestamps=None, language=None):
         fed.append(features.shape)
         trimmed = features.shape[-1] < 3000
         return [Decoded(sentence * (20 if trimmed and index == 1 else 1), -0.2, 0.01) for index in range(len(features))]

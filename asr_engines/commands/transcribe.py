@@ -18,6 +18,7 @@ EXAMPLES = """Examples:
 \b
   asr-engines transcribe engines/wav2vec2-int8.json meeting.wav
   asr-engines transcribe engines/whisper-tiny.en-fp32.json data/*.flac --trim-margin off
+  asr-engines transcribe engines/whisper-small-int8.json interview.mp3 --language fr --task translate
 """
 
 
@@ -29,12 +30,15 @@ EXAMPLES = """Examples:
               help="Whisper on ONNX Runtime: run the encoder on the audio plus SECONDS, not a whole 30 s window (a window "
                    "whose text loops is decoded again whole); off: the whole window; default: by the encoder's precision "
                    "(docs/results/2026-11-whisper-trim.md).")
-def command(engine: str, audio: tuple[str, ...], threads: int | None, trim_margin: str) -> None:
+@click.option("--language", help="A multilingual Whisper's language (a code: fr) [default: detected per file].")
+@click.option("--task", type=click.Choice(["transcribe", "translate"]), help="A multilingual Whisper's task (translate: into English).")
+def command(engine: str, audio: tuple[str, ...], threads: int | None, trim_margin: str, language: str | None,
+            task: str | None) -> None:
     """Transcribe each AUDIO file (any format soundfile reads, any rate, any channels) with ENGINE (an engine file or
     its .json manifest). One file: its text; several: path<TAB>text per line."""
     try:
         margin = parse_trim_margin(trim_margin)
-        recognizer = load_recognizer(engine, threads=threads, trim_margin_s=margin)
+        recognizer = load_recognizer(engine, threads=threads, trim_margin_s=margin, language=language, task=task)
     except (ManifestError, EngineError, ValueError) as error:
         sys.exit(f"transcribe: {error}")
     failed = False
