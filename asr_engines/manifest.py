@@ -183,7 +183,7 @@ NESTED: dict[str, dict[str, dict[str, type | tuple]]] = {
 
 #: Settings added since format 2 began: checked where present (engines built before them run as they were built).
 NESTED_OPTIONAL: dict[str, dict[str, dict[str, type | tuple]]] = {
-    "whisper": {"decoder": {"forced_start": _IDS, "languages": dict, "tasks": dict}},
+    "whisper": {"decoder": {"forced_start": _IDS, "languages": dict, "tasks": dict, "trim": dict}},
 }
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,6 +44,7 @@ def build_engines(
     progress: bool = True,
     int8_probe: ProbeFactory | None = None,
     int8_budget: Int8Budget | None = None,
+    trim_decider: TrimDeciderFactory | None = None,
 ) -> list[Path]:
     """Build every precision of the model exported in `onnx_dir`; return the manifest paths written.
 
@@ -58,19 +59,21 @@ def build_engines(
     model = read_exported_model(Path(onnx_dir))  # a broken export is refused before out_dir is made
     stream: CalibrationStream | None = None
     decision: Int8Decision | None = None
+    decide_trim = trim_decider(model) if trim_decider is not None and model.family == "whisper" else None
     written = []
     for variant in tqdm(variants, desc=f"{model.name} engines", disable=not progress, unit="engine"):
         if variant.calibrated and stream is None:
             stream = make_calibration_stream(calibration, model)
             decision = decide_int8(model, stream, int8_probe, int8_budget, out_dir)
-        written.append(build_engine(model, variant, builder, stream, out_dir, decision))
+        written.append(build_engine(model, variant, builder, stream, out_dir, decision, decide_trim))
     return written
 
 
 def build_engine(model: ExportedModel, variant: Variant, builder: Builder, stream: CalibrationStream | None,
-                 out_dir: Path, decision: Int8Decision | None = None) -> Path:
+                 out_dir: Path, decision: Int8Decision | None = None, decide_trim: Callable[[Path], dict | None] | None = None) -> Path:
     """One engine: each graph built in staging, the assets and the manifest beside them, then all published (the
-    manifest last: it marks the engine complete)."""
+    manifest last: it marks the engine complete). `decide_trim` measures the staged engine's encoder trim margin
+    (measure/trim_probe.py); its record joins the manifest's decoder settings before anything is published."""
     stem = f"{model.name}-{variant}"
     part_variants = {part.name: builder.part_variant(variant, part) for part in model.parts}
     if not any(part_variant.calibrated for part_variant in part_variants.values()):
@@ -92,7 +95,7 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
         decoder_files = [decoder["tokenizer"]] if "tokenizer" in decoder else []
         extra += [scratch / name for name in decoder_files]
         manifest = scratch / f"{stem}.json"
-        write_manifest(manifest, EngineManifest(
+        record = EngineManifest(
             engine=stem, model=model.name, family=model.family, precision=variant.precision, variant=variant,
             backend=builder.backend, front_end=model.front_end.config(), decoder=decoder, files=files,
             io={part: detail.pop("io") for part, detail in details.items()}, build=details,
@@ -101,9 +104,17 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
             source_onnx={part.name: {"file": part.file, "sha256": sha256_file(model.dir / part.file)} for part in model.parts},
             calibration={**stream.description, "sha256": stream.sha256} if stream is not None else None,
             int8_budget=decision.budget if decision else None, build_s=round(time.perf_counter() - started, 2),
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=host_summary()))
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=host_summary())
+        write_manifest(manifest, record)
+        trim = decide_trim(manifest) if decide_trim is not None else None
+        if trim is not None:
+            write_manifest(manifest, replace(record, decoder={**record.decoder, "trim": trim}))
         publish([scratch / name for name in files.values()] + extra + [manifest], out_dir)
     return out_dir / manifest.name
+
+
+#: The model -> a decider of each of its engines' encoder trim margin (measure/trim_probe.py's `trim_decider`).
+TrimDeciderFactory = Callable[[ExportedModel], Callable[[Path], dict | None]]
 
 
 def prepared_graph(export_dir: Path, part: GraphPart, decoder: dict, scratch: Path) -> Path | None:

@@ -17,7 +17,7 @@ from asr_engines.engines.int8.quantize import quantize_dynamic_int8
 from asr_engines.manifest import EngineManifest
 from asr_engines.measure.wer import corpus_wer
 from asr_engines.runtime.backends import load_engine
-from asr_engines.runtime.recognizer import RECOGNIZERS
+from asr_engines.runtime.recognizer import RECOGNIZERS, Recognizer, RecognizerOptions
 from asr_engines.variants import Variant
 
 
@@ -49,18 +49,23 @@ def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int =
 
     def probe(files: dict[str, Path] | None, with_noise: bool) -> float:
         chosen = {part.name: graph(part, files) for part in model.parts}
-        engines = {name: load_engine(path, variant=variant, threads=threads, takes_turns=len(chosen) > 1)
-                   for name, (path, variant) in chosen.items()}
-        variant = Variant.FP32 if files is None else Variant.INT8
-        manifest = EngineManifest(
-            engine=f"{model.name}-candidate", model=model.name, family=model.family, precision=variant.precision,
-            variant=variant, backend=next(iter(engines.values())).backend, front_end=model.front_end.config(),
-            decoder=model.decoder, files={name: path.name for name, (path, _) in chosen.items()},
-            build={name: {"variant": graph_variant} for name, (_, graph_variant) in chosen.items()}, files_sha256={},
-            chunking=model.chunking, folder=model.dir)  # the tokenizer a Whisper decoder names lies in the export folder
-        with RECOGNIZERS[model.family](engines, manifest, None) as recognizer:
+        with graph_recognizer(model, chosen, threads) as recognizer:
             if with_noise:
                 return corpus_wer(references * noise_draws, [recognizer.transcribe(samples) for samples in noisy]).wer
             return corpus_wer(references, [recognizer.transcribe(samples) for samples in audio]).wer
 
     return probe
+
+
+def graph_recognizer(model: ExportedModel, chosen: dict[str, tuple[Path, Variant]], threads: int | None) -> Recognizer:
+    """A recognizer over bare graph files (part -> file, variant), Whisper on whole windows: an engine not yet built."""
+    engines = {name: load_engine(path, variant=variant, threads=threads, takes_turns=len(chosen) > 1)
+               for name, (path, variant) in chosen.items()}
+    variant = Variant.INT8 if any(variant.precision != Variant.FP32.precision for _, variant in chosen.values()) else Variant.FP32
+    manifest = EngineManifest(
+        engine=f"{model.name}-candidate", model=model.name, family=model.family, precision=variant.precision,
+        variant=variant, backend=next(iter(engines.values())).backend, front_end=model.front_end.config(),
+        decoder=model.decoder, files={name: path.name for name, (path, _) in chosen.items()},
+        build={name: {"variant": graph_variant} for name, (_, graph_variant) in chosen.items()}, files_sha256={},
+        chunking=model.chunking, folder=model.dir)  # the tokenizer a Whisper decoder names lies in the export folder
+    return RECOGNIZERS[model.family](engines, manifest, RecognizerOptions(trim_margin_s=None))

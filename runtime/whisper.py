@@ -15,7 +15,9 @@ recording covers plus that margin, not on the whole 30 s window. Faster in propo
 trimmed window now and then loops (one sentence over and over up to max_length) where the whole window does
 not; a window whose text loops (openai-whisper's test: zlib compression ratio over 2.4) or that reaches
 max_length is decoded again on the whole window. Unless the caller names a margin (or None: the whole
-window), the encoder's precision decides (DEFAULT_TRIM_MARGIN_S); docs/results/2026-12-02-whisper-trim.md has its cost.
+window), the engine's build decided it by measurement (the manifest's `decoder.trim`, measure/trim_probe.py);
+engines built before that trim by their encoder's precision (DEFAULT_TRIM_MARGIN_S, tuned on tiny.en:
+docs/results/2026-12-02-whisper-trim.md).
 
 No speech: a window whose no-speech probability is over 0.6 and whose tokens' average log-probability is under -1
 (openai-whisper's thresholds and rule), or whose no-speech probability is over 0.9 whatever its tokens, gives no
@@ -64,10 +66,14 @@ DEFAULT_TRIM_MARGIN_S: dict[Precision, float | None] = {Precision.FP32: 8.0, Pre
 
 
 def trim_margin(requested: TrimMargin, manifest: EngineManifest) -> float | None:
-    """The margin a recognizer of this engine runs with: its encoder's precision's default unless one is named
-    (the whole window where the encoder cannot trim), else the named one, checked."""
+    """The margin a recognizer of this engine runs with: unless one is named, the one its build measured and kept,
+    else its encoder's precision's default (the whole window where the encoder cannot trim); else the named one,
+    checked."""
     trims = bool(manifest.build["encoder"].get("sliced_positions"))
     if requested == PRECISION_DEFAULT:
+        decided = manifest.decoder.get("trim") or {}
+        if trims and decided.get("judged"):
+            return decided["margin_s"]
         return DEFAULT_TRIM_MARGIN_S.get(manifest.graph_variant("encoder").precision) if trims else None
     if requested is not None and not trims:
         raise ValueError(f"{manifest.engine}: its encoder takes only whole 30 s windows (TensorRT plans, and "
@@ -187,7 +193,10 @@ class WhisperRecognizer(ClosedOnExit):
         return SegmentedStream(self.transcribe, options or StreamOptions())
 
     def decoding(self) -> dict:
-        return {"trim_margin_s": self.trim_margin_s, "whole_window_retries": self.whole_window_retries,
+        decided = self.manifest.decoder.get("trim") or {}
+        return {"trim_margin_s": self.trim_margin_s, "trim_decided": {key: decided.get(key) for key in (
+                    "judged", "margin_s", "cost_clean", "cost_noisy", "note") if key in decided} or None,
+                "whole_window_retries": self.whole_window_retries,
                 "windows_without_speech": self.windows_without_speech, "token_head": self.token_head}
 
     def recognize(self, audio: np.ndarray | Recording, sample_rate: int = SAMPLE_RATE) -> Recognition:
