@@ -1,6 +1,8 @@
 """Multilingual Whisper: the language detected or forced and the task chosen as transformers' `generate` does
 (runtime/whisper_prompt.py), token for token, on a random-weight model with the multilingual token layout (99
-languages from id 50259, `<|translate|>` 50358, `<|transcribe|>` 50359, `<|notimestamps|>` 50363)."""
+languages from id 50259, `<|translate|>` 50358, `<|transcribe|>` 50359, `<|notimestamps|>` 50363). The quick
+tests decode with tiny.en's tokenizer files as a stand-in (only token ids are compared); the slow one builds the
+real multilingual tokenizer from openai-whisper's files and checks that layout and its text against it."""
 
 from __future__ import annotations
 
@@ -153,3 +155,82 @@ def test_a_language_or_task_the_model_lacks_is_refused_in_one_line(multilingual,
     ctc = next(tiny_engines.glob("*-fp32.json"))
     with pytest.raises(ValueError, match="an English-only CTC model; it takes no other language or task"):
         load_recognizer(ctc, task="translate")
+
+
+#: openai-whisper's source release: its multilingual.tiktoken is the BPE every multilingual Whisper checkpoint's
+#: tokenizer is made from (fetched once into .cache/wheels, hash-checked, in the slow test only).
+OPENAI_WHISPER, OPENAI_WHISPER_SHA256 = "openai_whisper-20250625.tar.gz", "37a91a3921809d9f44748ffc73c0a55c9f366c85a3ef5c2ae0cc09540432eb96"
+MULTILINGUAL_TIKTOKEN_SHA256 = "b34b360dbb493e781e479794586d661700670d65564001f23024971d1f2fa126"
+
+
+def multilingual_tokenizer(folder):
+    """Whisper's multilingual tokenizer from openai-whisper's own files: the byte-level BPE of multilingual.tiktoken
+    (merges recovered from the ranks, as transformers' TikTokenConverter does), then its special tokens in
+    openai-whisper's order (the end of text at 50257, the start at 50258, 99 languages, the tasks, the timestamps)."""
+    import base64
+    import hashlib
+    import subprocess
+    import sys
+    import tarfile
+
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers
+    from tokenizers.models import BPE
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    sdist = folder / OPENAI_WHISPER
+    if not sdist.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                                  "-d", str(folder), "openai-whisper==20250625"], capture_output=True, text=True)
+        if fetched.returncode != 0:
+            pytest.skip(f"openai-whisper's source is not reachable on the package registry: {fetched.stderr.strip()[-200:]}")
+    assert hashlib.sha256(sdist.read_bytes()).hexdigest() == OPENAI_WHISPER_SHA256
+    with tarfile.open(sdist) as archive:
+        data = archive.extractfile("openai_whisper-20250625/whisper/assets/multilingual.tiktoken").read()
+    assert hashlib.sha256(data).hexdigest() == MULTILINGUAL_TIKTOKEN_SHA256
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.decode().splitlines())}
+    byte_encoder = bytes_to_unicode()
+    text = lambda piece: "".join(byte_encoder[byte] for byte in piece)  # noqa: E731
+    merges = sorted(((left, right, rank) for piece, rank in ranks.items() for cut in range(1, len(piece))
+                     for left, right in [(piece[:cut], piece[cut:])] if left in ranks and right in ranks),
+                    key=lambda merge: (merge[2], ranks[merge[0]], ranks[merge[1]]))
+    tokenizer = Tokenizer(BPE({text(piece): rank for piece, rank in ranks.items()},
+                              [(text(left), text(right)) for left, right, _ in merges], fuse_unk=False, ignore_merges=True))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|startoftranscript|>", *[f"<|{code}|>" for code in list(LANGUAGES)[:99]],
+                "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>",
+                *[f"<|{index * 0.02:.2f}|>" for index in range(1501)]]
+    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in specials])
+    return tokenizer
+
+
+@pytest.mark.slow
+def test_the_multilingual_tokenizer_has_the_layout_the_engines_decode_with(multilingual, tmp_path, utterances):
+    """The real multilingual tokenizer (from openai-whisper's files) beside the engine: every language and task token
+    at the id the generation config and the decoder use, and text in other languages written back as it was."""
+    from pathlib import Path
+
+    from asr_engines import load_recognizer
+    from asr_engines.files import sha256_file
+
+    tokenizer = multilingual_tokenizer(Path(__file__).resolve().parent.parent / ".cache" / "wheels")
+    generation = multilingual_generation()
+    assert tokenizer.get_vocab_size() == 51865
+    assert {code: tokenizer.token_to_id(code) for code in generation["lang_to_id"]} == generation["lang_to_id"]
+    named = ("<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|transcribe|>", "<|notimestamps|>")
+    assert [tokenizer.token_to_id(token) for token in named] == [EOS, START, TRANSLATE, TRANSCRIBE, NO_TIMESTAMPS]
+    _, manifest = multilingual
+    engine = tmp_path / "engine"
+    shutil.copytree(manifest.parent, engine)
+    tokenizer.save(str(engine / json.loads(manifest.read_text())["decoder"]["tokenizer"]))
+    data = json.loads((engine / manifest.name).read_text())
+    data["files_sha256"][data["decoder"]["tokenizer"]] = sha256_file(engine / data["decoder"]["tokenizer"])  # not the stand-in's
+    (engine / manifest.name).write_text(json.dumps(data))
+    with load_recognizer(engine / manifest.name, threads=1, trim_margin_s=None, language="fr") as recognizer:
+        for sentence in ("Bonjour à tous, ça va très bien.", "Добрый день", "日本語のテキスト", " Hello world"):
+            ids = tokenizer.encode(sentence).ids
+            assert recognizer.decode_tokens([START, generation["lang_to_id"]["<|fr|>"], TRANSCRIBE, NO_TIMESTAMPS, *ids]) \
+                == sentence.strip()
+        assert recognizer.transcribe(utterances[0].load()) == recognizer.decode_tokens(recognizer.generate(utterances[0].load()))
