@@ -217,3 +217,21 @@ def test_report_says_each_no_meter_reason_once_and_shows_missing_energy_as_such(
     assert energy.series == {} and energy.path.stat().st_size > 1000  # no empty axes: the figure says why
     speed = written["RTF and memory per precision (study Fig. 7)"].series
     assert {"RTF|int8", "RTF|int8-qdq"} <= set(speed)  # one bar per variant, int8 and int8-qdq apart
+
+
+def test_the_report_says_what_each_build_decided_by_measurement(tmp_path):
+    """The int8 budget's last round and Whisper's trim margin, with the costs the build measured (WER points)."""
+    budget = {"wer_points": 0.5, "met": True, "note": "", "rounds": [{"cost_clean": 0.2, "cost_noisy": 0.41}]}
+    rows = [
+        make_row("w-int8", extra={"int8_budget": budget, "decoding": {"trim_decided": {
+            "judged": True, "margin_s": 16.0, "cost_clean": -0.1, "cost_noisy": 0.3}}}),
+        make_row("w-fp32", extra={"int8_budget": None, "decoding": {"trim_decided": {
+            "judged": True, "margin_s": None, "cost_clean": 0.0, "cost_noisy": 0.0}}}),
+        make_row("r-fp32", extra={"decoding": {"trim_decided": {"judged": False, "note": "not judged: fp32 reads 100.0 %"}}}),
+        make_row("c-int8", extra={"int8_budget": {**budget, "met": False, "rounds": [{"cost_clean": 0.9, "cost_noisy": 2.5}]}}),
+    ]
+    write_report(rows, tmp_path, tmp_path / "store.sqlite")
+    text = (tmp_path / "report.md").read_text()
+    assert "int8 budget 0.5: met +0.20/+0.41; trim 16 s -0.10/+0.30 |" in text
+    assert "| trim whole window +0.00/+0.00 |" in text and "| trim not judged: fp32 reads 100.0 % |" in text
+    assert "int8 budget 0.5: not met +0.90/+2.50 |" in text
