@@ -62,7 +62,10 @@ def build_engines(
     decide_trim = trim_decider(model) if trim_decider is not None and model.family == "whisper" else None
     written = []
     for variant in tqdm(variants, desc=f"{model.name} engines", disable=not progress, unit="engine"):
-        if variant.calibrated and stream is None:
+        # Only an engine with a calibrated graph reads the stream and the budget's decision (not ONNX Runtime's CPU
+        # int8 Whisper or Moonshine, whose encoder stays fp32): none is made for the others.
+        calibrated = any(builder.part_variant(variant, part).calibrated for part in model.parts)
+        if calibrated and stream is None:
             stream = make_calibration_stream(calibration, model)
             decision = decide_int8(model, stream, int8_probe, int8_budget, out_dir)
         written.append(build_engine(model, variant, builder, stream, out_dir, decision, decide_trim))
