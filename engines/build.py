@@ -89,7 +89,7 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
             part_variant = part_variants[part.name]
             job = GraphJob(model.dir, model.family, part, part_variant, scratch / name, stream if part_variant.calibrated else None,
                            out_dir, decision.float_nodes.get(part.name) if decision else None,
-                           prepared_graph(model.dir, part, model.decoder, scratch))
+                           prepared_graph(model.dir, part, model.decoder, scratch) if builder.greedy_head else None)
             details[part.name] = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
             details[part.name]["variant"] = part_variant
             extra += [scratch / file for file in details[part.name].pop("extra_files", [])]

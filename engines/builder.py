@@ -41,6 +41,7 @@ class Builder(Protocol):
     backend: str
     suffix: str  # engine file ending: ".onnx", ".plan"
     isolate_builds: bool  # build each graph in a fresh process, so its memory is returned (8 GB boards)
+    greedy_head: bool  # Whisper's decoders get the greedy head (passes/token_head.py): where it is the faster way
 
     def version(self) -> str: ...
 

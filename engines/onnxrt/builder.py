@@ -36,6 +36,7 @@ class OnnxRuntimeBuilder:
     backend = "onnxruntime"
     suffix = ".onnx"
     isolate_builds = False
+    greedy_head = False  # on a CPU the head cost Whisper 3-8 % (docs/results/2026-12-05-quiet-speed.md)
 
     def __init__(self, qdq: bool = False) -> None:
         self.qdq = qdq

@@ -80,6 +80,7 @@ class TensorRTBuilder:
     backend = "tensorrt"
     suffix = ".plan"
     isolate_builds = True
+    greedy_head = True  # 8 B per token off the device instead of the logits (docs/results/2026-12-05-gpu-proof.md)
 
     def __init__(self, options: TensorRTOptions | None = None) -> None:
         try:
