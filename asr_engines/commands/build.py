@@ -103,16 +103,24 @@ def written_file(error: OSError) -> str:
     return f"{Path(path).name} " if path else ""
 
 
-def int8_guard(text: str, rounds: int, held_out: int) -> tuple[Int8Budget | None, ProbeFactory | None]:
-    """The budget and its WER probe from the command line; ("off") none."""
+def budget_points(option: str, text: str) -> float | None:
+    """A WER budget option's points, None for `off`; one line and a non-zero exit for anything else."""
     if text.strip().lower() == "off":
-        return None, None
+        return None
     try:
         points = float(text)
     except ValueError:
-        sys.exit(f"build: --int8-budget takes WER points (0.5) or off, not {text!r}")
+        sys.exit(f"build: {option} takes WER points (0.5) or off, not {text!r}")
     if points < 0:
-        sys.exit("build: --int8-budget must be at least 0 WER points")
+        sys.exit(f"build: {option} must be at least 0 WER points")
+    return points
+
+
+def int8_guard(text: str, rounds: int, held_out: int) -> tuple[Int8Budget | None, ProbeFactory | None]:
+    """The budget and its WER probe from the command line; ("off") none."""
+    points = budget_points("--int8-budget", text)
+    if points is None:
+        return None, None
     missing = missing_extras("bench")
     if missing:
         sys.exit(f"build: the int8 WER budget transcribes held-out audio and needs {', '.join(missing['bench'])}: "
@@ -126,14 +134,9 @@ def int8_guard(text: str, rounds: int, held_out: int) -> tuple[Int8Budget | None
 
 def trim_guard(text: str, settings: CalibrationSettings, utterances: int) -> TrimDeciderFactory | None:
     """The trim margin's measurement from the command line (measure/trim_probe.py); ("off") none."""
-    if text.strip().lower() == "off":
+    points = budget_points("--trim-budget", text)
+    if points is None:
         return None
-    try:
-        points = float(text)
-    except ValueError:
-        sys.exit(f"build: --trim-budget takes WER points (0.5) or off, not {text!r}")
-    if points < 0:
-        sys.exit("build: --trim-budget must be at least 0 WER points")
     if missing_extras("bench"):
         click.echo("build: without asr-engines[bench] Whisper engines trim by their precision's default, unmeasured", err=True)
         return None
