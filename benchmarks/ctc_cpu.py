@@ -32,6 +32,7 @@ from asr_engines.measure.machine_load import LoadWatch
 from asr_engines.runtime.ctc import CTCDecoder
 from asr_engines.variants import PRECISIONS, Precision
 from benchmarks.engine_cache import cache_for
+from benchmarks.passes import add_pass_options
 
 WORK = Path(__file__).resolve().parent.parent / ".cache" / "bench-ctc"
 
@@ -62,10 +63,7 @@ def pytorch_transcriber(checkpoint: str, decoder: CTCDecoder, threads: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--settle-s", type=float, default=120.0, help="Wait up to this long for a quiet machine first.")
+    add_pass_options(parser)
     args = parser.parse_args()
 
     cache_for(WORK)

@@ -19,7 +19,6 @@ the passes (`load_before=L other_cores=C comparable=yes|no`, measure/machine_loa
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +30,9 @@ from asr_engines.engines.backends import make_builder
 from asr_engines.engines.build import build_engines
 from asr_engines.export import export_onnx, resolve_model
 from asr_engines.export.moonshine_cpp import convert, fetch_wheel, read_wheel
-from asr_engines.measure.machine_load import LoadWatch
-from asr_engines.measure.wer import corpus_wer
 from asr_engines.variants import PRECISIONS
 from benchmarks.engine_cache import cache_for
+from benchmarks.passes import add_pass_options, interleaved_passes, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "moonshine_cpu"
@@ -63,19 +61,9 @@ def peer_system(wheel: Path):
     return transcribe
 
 
-def timed(transcribe, audio: list[np.ndarray]) -> tuple[list[str], float]:
-    transcribe(audio[0])  # warm-up
-    started = time.perf_counter()
-    texts = [transcribe(samples) for samples in audio]
-    return texts, time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--settle-s", type=float, default=120.0, help="Wait up to this long for a quiet machine first.")
+    add_pass_options(parser)
     args = parser.parse_args()
 
     cache_for(WORK)
@@ -93,24 +81,11 @@ def main() -> None:
     audio_s = sum(map(len, audio)) / SAMPLE_RATE
     print(f"{len(audio)} utterances, {audio_s:.1f} s of audio, {args.threads} threads")
 
-    systems = {f"ours_{variant}": load_recognizer(engines_dir / f"{source.name}-{variant}.json", threads=args.threads).transcribe
+    systems = {f"ours_{variant}": timed(load_recognizer(engines_dir / f"{source.name}-{variant}.json", threads=args.threads).transcribe)
                for variant in PRECISIONS}
-    systems["peer_ort"] = peer_system(wheel)
+    systems["peer_ort"] = timed(peer_system(wheel))
 
-    results: dict[str, tuple[float, float]] = {}
-    watch = LoadWatch()
-    print(f"load average {watch.settle(args.settle_s):.2f} before the passes (waited up to {args.settle_s:.0f} s)", flush=True)
-    watch.begin()
-    for turn in range(args.passes):
-        for name, system in systems.items():
-            texts, seconds = timed(system, audio)
-            wer = corpus_wer(references, texts).wer
-            if name in results and abs(wer - results[name][0]) > 1e-9:
-                raise SystemExit(f"{name}: pass {turn + 1} read {wer:.2f} % WER, pass 1 {results[name][0]:.2f} %")
-            results[name] = (wer, max(audio_s / seconds, results.get(name, (0, 0))[1]))
-            print(f"  pass {turn + 1} {name}: WER {wer:.2f} %, RTFx {audio_s / seconds:.1f}", flush=True)
-            watch.tick()
-    load = watch.end()
+    results, load = interleaved_passes(systems, audio, references, args.passes, args.settle_s)
 
     print(f"\n{'system':<14}{'WER %':>8}{'RTFx':>8}{'vs peer':>10}")
     for name, (wer, rtfx) in results.items():

@@ -36,20 +36,12 @@ from asr_engines.engines.build import CalibrationSettings, build_engines
 from asr_engines.export import export_onnx, resolve_model
 from asr_engines.features import WhisperFrontEnd
 from asr_engines.manifest import load_manifest
-from asr_engines.measure.machine_load import LoadWatch
-from asr_engines.measure.wer import corpus_wer
 from asr_engines.variants import PRECISIONS, Precision
 from benchmarks.engine_cache import cache_for
+from benchmarks.passes import add_pass_options, interleaved_passes, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "bench-whisper"
-
-
-def timed(transcribe, audio: list[np.ndarray]) -> tuple[list[str], float]:
-    transcribe(audio[0])  # warm-up
-    started = time.perf_counter()
-    texts = [transcribe(samples) for samples in audio]
-    return texts, time.perf_counter() - started
 
 
 def timed_batches(transcribe_batch, audio: list[np.ndarray], size: int) -> tuple[list[str], float]:
@@ -99,10 +91,7 @@ def ctranslate2_system(model_dir: Path, compute_type: str, threads: int, prompt:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT.parent / "shared" / "models" / "whisper-tiny.en-hf")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--settle-s", type=float, default=120.0, help="Wait up to this long for a quiet machine first.")
+    add_pass_options(parser)
     args = parser.parse_args()
 
     cache_for(WORK)
@@ -134,20 +123,8 @@ def main() -> None:
     systems["ct2_float32"] = ctranslate2_system(args.model, "float32", args.threads, prompt)
     systems["ct2_int8"] = ctranslate2_system(args.model, "int8", args.threads, prompt)
 
-    results: dict[str, tuple[float, float]] = {}
-    watch = LoadWatch()
-    print(f"load average {watch.settle(args.settle_s):.2f} before the passes (waited up to {args.settle_s:.0f} s)", flush=True)
-    watch.begin()
-    for turn in range(args.passes):  # the systems take turns pass by pass; each keeps its fastest pass
-        for name, system in {**systems, **opt_in}.items():
-            texts, seconds = system(audio) if name.endswith("_batch8") else timed(system, audio)
-            wer = corpus_wer(references, texts).wer
-            if name in results and wer != results[name][0]:
-                raise SystemExit(f"{name}: pass {turn + 1} read {wer:.2f} % WER, pass 1 {results[name][0]:.2f} %")
-            results[name] = (wer, max(audio_s / seconds, results.get(name, (0, 0))[1]))
-            print(f"  pass {turn + 1} {name}: WER {wer:.2f} %, RTFx {audio_s / seconds:.1f}", flush=True)
-            watch.tick()
-    load = watch.end()
+    timed_systems = {name: system if name.endswith("_batch8") else timed(system) for name, system in {**systems, **opt_in}.items()}
+    results, load = interleaved_passes(timed_systems, audio, references, args.passes, args.settle_s)
 
     print(f"\n{'system':<20}{'WER %':>8}{'RTFx':>8}{'vs ct2_int8':>13}")
     for name, (wer, rtfx) in results.items():
