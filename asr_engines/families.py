@@ -17,14 +17,15 @@ from asr_engines.variants import Variant
 class GraphPart:
     """One ONNX graph of an engine. `calibrated` parts are quantized from the calibration stream in the
     calibrated int8 forms (TensorRT's plan, the Q/DQ file) and judged by the INT8 WER budget; the others are built
-    as the backend chooses (Builder.part_variant). `cpu_int8`: what ONNX Runtime's CPU int8 engine builds the
-    graph as."""
+    as the backend chooses (Builder.part_variants). `cpu_int8`: the forms ONNX Runtime's CPU int8 engine may build
+    the graph as, fastest first; the build keeps the first whose WER cost it measured within its budget, and the
+    last (the safest) where it measured none (measure/choices.py)."""
 
     name: str
     file: str
     calibrated: bool = True
     sliced_positions: bool = False  # Whisper's encoder: ONNX Runtime engines take fewer frames (passes/encoder_positions.py)
-    cpu_int8: Variant = Variant.INT8
+    cpu_int8: tuple[Variant, ...] = (Variant.INT8,)
     token_head: str = ""  # Whisper's decoders: "first" (reads the prompt) or "next" get a greedy head (passes/token_head.py)
 
 
@@ -44,6 +45,10 @@ def _whisper_front_end(config: dict) -> FrontEnd:
                            hop_length=config.get("hop_length", 160), chunk_s=config.get("chunk_length", 30))
 
 
+#: The encoder-decoder families' CPU int8 forms: the encoder with int8 weights and activations quantized per call
+#: where the build measured that within its WER budget, else fp32; the decoders always so quantized.
+ENCODER_CPU_INT8 = (Variant.INT8_DYNAMIC, Variant.FP32)
+DECODER_CPU_INT8 = (Variant.INT8_DYNAMIC,)
 #: CTC models read long recordings in chunks of 20 s overlapping by 4 s on each side (the Hugging Face pipeline's
 #: scheme); memory then follows the chunk, not the recording.
 CTC = Family(
@@ -53,26 +58,27 @@ CTC = Family(
     {"chunk_s": 20.0, "stride_s": 4.0},
 )
 #: Whisper's decoders take no calibration stream (their inputs are tokens and a KV cache, not audio); on a CPU they
-#: take int8 weights with activations quantized per call, and the encoder stays fp32 in the CPU int8 engine
-#: (docs/results/2026-12-whisper-int8-cpu.md).
+#: take int8 weights with activations quantized per call. The encoder, calibrated, cost tiny.en too much on noisy
+#: speech (docs/results/2026-12-whisper-int8-cpu.md); with int8 weights and activations quantized per call it is
+#: the faster form where its measured cost holds, else it stays fp32.
 WHISPER = Family(
     "whisper", lambda model_type, architectures: model_type == "whisper",
-    (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True, cpu_int8=Variant.FP32),
-     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC, token_head="first"),
-     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC, token_head="next")),
+    (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True, cpu_int8=ENCODER_CPU_INT8),
+     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=DECODER_CPU_INT8, token_head="first"),
+     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=DECODER_CPU_INT8, token_head="next")),
     _whisper_front_end,
     None,
 )
 #: Moonshine: an encoder whose length follows the audio's (raw samples in, no 30 s window), a decoder for the first
 #: token and one with a KV cache, as Optimum exports it. The decoders take no calibration, as Whisper's; on a CPU
-#: they take int8 weights with activations quantized per call, and the encoder stays fp32: quantized so, it cost
+#: they take int8 weights with activations quantized per call, and the encoder as Whisper's: calibrated it cost
 #: Moonshine base +8.9 WER points on noisy speech (docs/results/2026-12-05-moonshine.md). A recording past one input's length
 #: (MOONSHINE_MAX_INPUT_S) is read a voice-activity segment at a time (runtime/moonshine.py).
 MOONSHINE = Family(
     "moonshine", lambda model_type, architectures: model_type == "moonshine",
-    (GraphPart("encoder", "encoder_model.onnx", cpu_int8=Variant.FP32),
-     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC),
-     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=Variant.INT8_DYNAMIC)),
+    (GraphPart("encoder", "encoder_model.onnx", cpu_int8=ENCODER_CPU_INT8),
+     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=DECODER_CPU_INT8),
+     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=DECODER_CPU_INT8)),
     lambda config: MoonshineFrontEnd(),
     None,
 )

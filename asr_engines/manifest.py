@@ -50,6 +50,7 @@ class EngineManifest:
     source_onnx: dict[str, dict] = field(default_factory=dict)  # graph -> the ONNX file built from, and its sha256
     calibration: dict | None = None  # the INT8 calibration stream's description, or None when no graph read it
     int8_budget: dict | None = None  # the INT8 WER budget's decision (engines/int8/budget.py)
+    int8_forms: dict | None = None  # ONNX Runtime's CPU int8: the forms its graphs could take, each's cost, the kept one
     build_s: float | None = None
     built_at: str = ""
     host: dict = field(default_factory=dict)  # the machine it was built on

@@ -6,7 +6,8 @@
 Both sides read the pinned moonshine-cpp wheel (export/moonshine_cpp.py, fetched once into .cache/wheels). The
 peer, `useful-moonshine-onnx`, runs the wheel's own `.ort` files (`model_format="ort"`: the int8-stored encoder and
 merged decoder, greedy, its tokenizer); ours are the fp32, fp16 and int8 engines built from the checkpoint converted
-from those files, as `load_recognizer` runs them. The peer makes its ONNX Runtime sessions with the library's
+from those files as `asr-engines build` builds them by default (the int8 engine's encoder form decided by
+measurement: measure/choices.py), run as `load_recognizer` runs them. The peer makes its ONNX Runtime sessions with the library's
 defaults (one intra-op thread per core: 2 here, as `--threads`).
 
 The 70 bundled utterances, one at a time, each system reading the set `--passes` times (the systems take turns pass
@@ -30,6 +31,7 @@ from asr_engines.engines.backends import make_builder
 from asr_engines.engines.build import build_engines
 from asr_engines.export import export_onnx, resolve_model
 from asr_engines.export.moonshine_cpp import convert, fetch_wheel, read_wheel
+from asr_engines.measure.choices import engine_judge
 from asr_engines.variants import PRECISIONS
 from benchmarks.engine_cache import cache_for
 from benchmarks.passes import add_pass_options, interleaved_passes, timed
@@ -75,7 +77,7 @@ def main() -> None:
     if not (onnx_dir / "export.json").is_file():
         export_onnx(source, onnx_dir, check=False)
     if not all((engines_dir / f"{source.name}-{variant}.json").is_file() for variant in PRECISIONS):
-        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS))
+        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS), judge=engine_judge)
     utterances = load_dataset()[: args.limit]
     audio, references = [u.load() for u in utterances], [u.text for u in utterances]
     audio_s = sum(map(len, audio)) / SAMPLE_RATE

@@ -9,9 +9,9 @@ RTFx = audio seconds / seconds of features + model + decoding (model load exclud
 the same log-mel: transformers' padding (audio padded to 30 s, then the STFT); CTranslate2 is fed those
 features too, so the two differ by their arithmetic only (faster-whisper would pad the log-mel instead).
 CTranslate2 models are converted from the same Hugging Face weights with its own converter.
-Our engines run as `load_recognizer` runs them by default: the encoder's trim margin by its precision
-(runtime/whisper.py: fp32 and fp16 encoders, which ONNX Runtime's fp32, fp16 and int8 engines have, run on the
-audio plus 8 s; the WER cost: docs/results/2026-12-02-whisper-trim.md). More figures beside those default rows: the other choice of
+Our engines are built as `asr-engines build` builds them by default (the int8 engine's encoder form and each
+engine's encoder trim margin decided by measurement against the whole-window fp32 graphs: measure/choices.py)
+and run as `load_recognizer` runs them by default. More figures beside those default rows: the other choice of
 window for fp32 and int8 (`whole`, or `trim8` where the default is the whole window), and `batch8`, eight
 utterances decoded at a time (`transcribe_batch`; RTFx over the same audio). The last line reads
 `ratio best/ct2_int8=X.XX wer_delta=Y.YY`: our fastest default engine (one utterance at a time) within 0.5 WER
@@ -36,6 +36,7 @@ from asr_engines.engines.build import CalibrationSettings, build_engines
 from asr_engines.export import export_onnx, resolve_model
 from asr_engines.features import WhisperFrontEnd
 from asr_engines.manifest import load_manifest
+from asr_engines.measure.choices import engine_judge
 from asr_engines.variants import PRECISIONS, Precision
 from benchmarks.engine_cache import cache_for
 from benchmarks.passes import add_pass_options, interleaved_passes, timed
@@ -101,7 +102,8 @@ def main() -> None:
         export_onnx(source, onnx_dir, check=False)
     int8_manifest = engines_dir / f"{source.name}-int8.json"
     if not int8_manifest.is_file():
-        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS), CalibrationSettings(count=32))
+        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS), CalibrationSettings(count=32),
+                      judge=engine_judge)
     utterances = load_dataset()[: args.limit]
     audio, references = [u.load() for u in utterances], [u.text for u in utterances]
     audio_s = sum(map(len, audio)) / SAMPLE_RATE

@@ -49,9 +49,10 @@ class Builder(Protocol):
         """The engines one precision yields (ONNX Runtime's int8 gives `int8` and `int8-qdq`)."""
         ...
 
-    def part_variant(self, variant: Variant, part: GraphPart) -> Variant:
-        """What a graph of a `variant` engine is built as: graphs that take no calibration (Whisper's
-        decoders) get the backend's choice for them in int8 engines."""
+    def part_variants(self, variant: Variant, part: GraphPart) -> tuple[Variant, ...]:
+        """What a graph of a `variant` engine may be built as, fastest first (build.py keeps the first whose measured
+        WER cost holds, the last where none is measured): graphs that take no calibration (Whisper's decoders) get
+        the backend's choice for them in int8 engines."""
         ...
 
     def build(self, job: GraphJob) -> dict:

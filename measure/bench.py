@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from asr_engines.measure.meters import open_meter
-from asr_engines.measure.results import BenchRow
+from asr_engines.measure.results import BenchRow, build_choices
 
 TABLE_COLUMNS = (("engine", "{}"), ("precision", "{}"), ("wer_clean", "{:.2f}"), ("wer_noisy", "{:.2f}"),
                  ("rtfx", "{:.1f}"), ("latency_p50_ms", "{:.0f}"), ("latency_p90_ms", "{:.0f}"),
@@ -38,5 +38,7 @@ def format_table(rows: list[BenchRow]) -> str:
         record = asdict(row)
         cells.append(["-" if record[name] is None else style.format(record[name]) for name, style in TABLE_COLUMNS])
     widths = [max(len(line[index]) for line in cells) for index in range(len(TABLE_COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells)
+    choices = [f"{row.engine}: {build_choices(row)}" for row in rows if build_choices(row) != "-"]
+    return "\n".join(["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
+                     + (["decided by measurement at build (WER points over fp32, clean/noisy):", *choices] if choices else []))
 

@@ -110,7 +110,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
         **_energy_columns(energy, repeats, baseline_w, audio_s, len(audio), meter),
         machine_quiet=machine_load.quiet, machine_load=machine_load.as_dict(),
         extra={"build": recognizer.manifest.build, "decoding": recognizer.decoding(),
-               "int8_budget": recognizer.manifest.int8_budget,
+               "int8_budget": recognizer.manifest.int8_budget, "int8_forms": recognizer.manifest.int8_forms,
                **({"wer_noisy_note": noisy_note} if noisy_note else {})},
     )
 

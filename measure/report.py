@@ -7,7 +7,7 @@ from pathlib import Path
 
 from asr_engines.files import write_text_atomic
 from asr_engines.measure import figures
-from asr_engines.measure.results import BenchRow
+from asr_engines.measure.results import BenchRow, build_choices
 from asr_engines.measure.selection import energy_j, memory_doubt, memory_mb, pareto_front
 
 
@@ -29,25 +29,6 @@ def _precision_run(row: BenchRow) -> str:
         for precision, count in (part.get("layer_precisions") or {}).items():
             counts[precision] = counts.get(precision, 0) + count
     return row.variant + (" (layers " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")" if counts else "")
-
-
-def _choices(row: BenchRow) -> str:
-    """What the build decided by measurement, and what it measured: the int8 WER budget (the last round's cost over
-    fp32) and Whisper's encoder trim margin (its cost against the whole-window fp32 graphs), in WER points."""
-    said = []
-    budget = row.extra.get("int8_budget")
-    if budget:
-        last = (budget.get("rounds") or [{}])[-1]
-        cost = f" {last['cost_clean']:+.2f}/{last['cost_noisy']:+.2f}" if "cost_clean" in last else ""
-        said.append(f"int8 budget {budget['wer_points']}: {'met' if budget.get('met') else 'not met'}{cost}"
-                    if budget.get("met") is not None else f"int8 budget: {budget.get('note')}")
-    trim = (row.extra.get("decoding") or {}).get("trim_decided")
-    if trim and trim.get("judged"):
-        margin = "whole window" if trim["margin_s"] is None else f"{trim['margin_s']:g} s"
-        said.append(f"trim {margin} {trim['cost_clean']:+.2f}/{trim['cost_noisy']:+.2f}")
-    elif trim:
-        said.append(f"trim {trim.get('note')}")
-    return "; ".join(said) or "-"
 
 
 def _window(row: BenchRow, said: dict[str, int]) -> str:
@@ -91,7 +72,7 @@ def markdown(rows: list[BenchRow], front: list[BenchRow], written: dict[str, fig
         [[row.engine, f"{row.meter} ({row.sensor_averaging or '-'})", f"{row.rail} ({row.gpu_rail or '-'})",
           _number(row.sample_hz, "{:.0f}"), _number(row.baseline_w),
           "net of idle" if row.energy_net_j is not None else ("gross" if row.energy_j is not None else "none"),
-          _window(row, said), _memory(row), row.device_id, _choices(row)] for row in rows],
+          _window(row, said), _memory(row), row.device_id, build_choices(row)] for row in rows],
     ) + "".join(f"\n\n({number}) {reason}" for reason, number in said.items())
     pareto = _table(["engine", "WER clean %", "energy J", "memory MB"],
                     [[row.engine, f"{row.wer_clean:.2f}", _number(energy_j(row)), f"{memory_mb(row):.0f}"] for row in front])

@@ -86,3 +86,29 @@ def row_from_record(record: dict) -> BenchRow:
     row = BenchRow(**{key: value for key, value in record.items() if key in names})
     row.precision, row.variant = Precision(row.precision), Variant(row.variant)
     return row
+
+
+def build_choices(row: BenchRow) -> str:
+    """What the engine's build decided by measurement, and what it measured, in WER points over fp32 clean/noisy:
+    the int8 WER budget (its last round), the CPU int8 engine's encoder form and Whisper's encoder trim margin
+    (their costs against the same model's fp32 graphs on whole windows)."""
+    said = []
+    budget = row.extra.get("int8_budget")
+    if budget:
+        last = (budget.get("rounds") or [{}])[-1]
+        cost = f" {last['cost_clean']:+.2f}/{last['cost_noisy']:+.2f}" if "cost_clean" in last else ""
+        said.append(f"int8 budget {budget['wer_points']}: {'met' if budget.get('met') else 'not met'}{cost}"
+                    if budget.get("met") is not None else f"int8 budget: {budget.get('note')}")
+    forms = row.extra.get("int8_forms")
+    if forms:
+        encoder = forms["kept"].get("encoder")
+        tried = [f"{entry['forms'].get('encoder')} {entry['cost_clean']:+.2f}/{entry['cost_noisy']:+.2f}"
+                 for entry in forms["tried"] if entry.get("judged")]
+        said.append(f"encoder {encoder}" + (f" (tried {', '.join(tried)})" if tried else f": {forms.get('note') or 'not judged'}"))
+    trim = (row.extra.get("decoding") or {}).get("trim_decided")
+    if trim and trim.get("judged"):
+        margin = "whole window" if trim["margin_s"] is None else f"{trim['margin_s']:g} s"
+        said.append(f"trim {margin} {trim['cost_clean']:+.2f}/{trim['cost_noisy']:+.2f}")
+    elif trim:
+        said.append(f"trim {trim.get('note')}")
+    return "; ".join(said) or "-"

@@ -126,7 +126,7 @@ def test_moonshine_fp32_engines_write_transformers_greedy_tokens(tiny_moonshine,
         assert recognizer.transcribe(np.zeros(MOONSHINE_MIN_SAMPLES - 1, np.float32)) == ""  # no encoder frame, no text
 
 
-def test_moonshine_cpu_int8_engine_quantizes_the_decoders_and_keeps_the_encoder_float(tiny_moonshine_engines, utterances):
+def test_moonshine_cpu_int8_engine_quantizes_the_decoders_and_unmeasured_keeps_the_encoder_float(tiny_moonshine_engines, utterances):
     from asr_engines import load_recognizer
     from asr_engines.variants import Variant
 
@@ -134,6 +134,7 @@ def test_moonshine_cpu_int8_engine_quantizes_the_decoders_and_keeps_the_encoder_
     with load_recognizer(engines / "tiny-moonshine-int8.json", threads=1) as recognizer:
         variants = {graph: recognizer.manifest.graph_variant(graph) for graph in recognizer.manifest.files}
         assert variants == {"encoder": Variant.FP32, "decoder": Variant.INT8_DYNAMIC, "decoder_with_past": Variant.INT8_DYNAMIC}
+        assert recognizer.manifest.int8_forms["note"].startswith("not measured")  # built without a judge: the safest
         assert isinstance(recognizer.transcribe(utterances[0].load()[: 2 * 16_000]), str)
 
 

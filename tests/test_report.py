@@ -235,3 +235,22 @@ def test_the_report_says_what_each_build_decided_by_measurement(tmp_path):
     assert "int8 budget 0.5: met +0.20/+0.41; trim 16 s -0.10/+0.30 |" in text
     assert "| trim whole window +0.00/+0.00 |" in text and "| trim not judged: fp32 reads 100.0 % |" in text
     assert "int8 budget 0.5: not met +0.90/+2.50 |" in text
+
+
+def test_the_cpu_int8_encoder_form_and_its_costs_are_shown_by_report_and_bench(tmp_path):
+    """The forms the CPU int8 engine's build tried (encoder int8, else fp32), each with its measured cost, in the
+    report's column and below the bench's table; an unmeasured build says so."""
+    from asr_engines.measure.bench import format_table
+
+    forms = {"kept": {"encoder": "fp32"}, "judged": True, "tried": [
+        {"forms": {"encoder": "int8-dynamic"}, "judged": True, "within": False, "cost_clean": 0.3, "cost_noisy": 0.84},
+        {"forms": {"encoder": "fp32"}, "judged": True, "within": True, "cost_clean": -0.2, "cost_noisy": 0.45}]}
+    trim = {"judged": True, "margin_s": 8.0, "cost_clean": -0.2, "cost_noisy": 0.45}
+    rows = [make_row("w-int8", extra={"int8_forms": forms, "decoding": {"trim_decided": trim}}),
+            make_row("m-int8", extra={"int8_forms": {"kept": {"encoder": "fp32"}, "judged": False, "tried": [],
+                                                     "note": "not measured"}})]
+    said = "encoder fp32 (tried int8-dynamic +0.30/+0.84, fp32 -0.20/+0.45); trim 8 s -0.20/+0.45"
+    write_report(rows, tmp_path, tmp_path / "store.sqlite")
+    assert f"| {said} |" in (tmp_path / "report.md").read_text()
+    table = format_table(rows)
+    assert f"w-int8: {said}" in table and "m-int8: encoder fp32: not measured" in table

@@ -12,7 +12,7 @@ from asr_engines.calibration.datasets import DEFAULT_DATASET, DatasetError
 from asr_engines.calibration.noise import NoiseSpecError
 from asr_engines.engines.assets import AssetsError
 from asr_engines.engines.backends import BUILDERS, make_builder
-from asr_engines.engines.build import CalibrationSettings, TrimDeciderFactory, build_engines
+from asr_engines.engines.build import CalibrationSettings, JudgeFactory, build_engines
 from asr_engines.engines.builder import BuilderUnavailable
 from asr_engines.engines.int8.budget import Int8Budget, ProbeFactory
 from asr_engines.engines.trt.options import TensorRTOptions
@@ -57,17 +57,18 @@ EXAMPLES = """Examples:
               help="WER points int8 may add to fp32 on held-out clean and noisy audio; nodes go back to float until it "
                    "holds. `off`: only the rule (the first conv and nodes under 30 dB SQNR stay float).")
 @click.option("--int8-rounds", default=4, show_default=True, type=click.IntRange(min=0), help="Rounds the budget may take.")
-@click.option("--trim-budget", default="0.5", show_default=True,
-              help="Whisper on ONNX Runtime: WER points an engine's encoder trim margin may cost against the whole-window "
-                   "fp32 graphs, on clean and noisy audio; the shortest margin within it is kept, else the whole window. "
-                   "`off`: the precision's default, unmeasured.")
+@click.option("--choice-budget", default="0.5", show_default=True,
+              help="ONNX Runtime: WER points each speed choice may cost against the same model's fp32 graphs on whole "
+                   "windows, on clean and noisy audio: the CPU int8 engine's encoder form (int8, else fp32) and "
+                   "Whisper's encoder trim margin (the shortest within it, else the whole window). `off`: the safest "
+                   "form and the precision's default margin, unmeasured.")
 @click.option("--int8-held-out", default=40, show_default=True, type=click.IntRange(min=1),
               help="Held-out utterances (of the calibration dataset, outside the stream) the budget is judged on.")
 def command(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibration_dataset: str,
          calibration_count: int, calibration_noisy: float, calibration_noise: str, calibration_seed: int,
          calibration_length: float | None, int8_mode: str, profile_min_s: float | None, profile_opt_s: float | None,
          profile_max_s: float | None, max_batch: int, workspace_fraction: float, qdq: bool, strict_int8: bool,
-         int8_budget: str, int8_rounds: int, int8_held_out: int, trim_budget: str) -> None:
+         int8_budget: str, int8_rounds: int, int8_held_out: int, choice_budget: str) -> None:
     """Build engines from ONNX_DIR (made by `asr-engines export`) into OUT as <model>-<precision>.<ext> + .json.
 
     INT8 is entropy-calibrated on one stream of clean and noisy utterances; with ONNX Runtime it is the form fast
@@ -79,11 +80,11 @@ def command(onnx_dir: Path, out_dir: Path, precisions: str, backend: str, calibr
                                max_batch=max_batch, int8_mode=int8_mode, workspace_fraction=workspace_fraction,
                                timing_cache=out_dir / "timing.cache", strict_int8=strict_int8)
     budget, probe = int8_guard(int8_budget, int8_rounds, int8_held_out)
-    trim = trim_guard(trim_budget, settings, int8_held_out)
+    judge = choice_guard(choice_budget, settings, int8_held_out)
     try:
         builder = make_builder(backend, tensorrt, qdq)
         manifests = build_engines(onnx_dir, out_dir, builder, precisions.split(), settings, int8_probe=probe,
-                                  int8_budget=budget, trim_decider=trim)
+                                  int8_budget=budget, judge=judge)
     except (AssetsError, BuilderUnavailable, DatasetError, NoiseSpecError, PrecisionMissing, ValueError) as error:
         sys.exit(f"build: {error}")
     except OSError as error:  # a full disk or quota, a folder that turned read-only: the staging folder is gone already
@@ -132,14 +133,15 @@ def int8_guard(text: str, rounds: int, held_out: int) -> tuple[Int8Budget | None
     return Int8Budget(points, rounds), lambda model, stream: held_out_probe(model, stream, held_out)
 
 
-def trim_guard(text: str, settings: CalibrationSettings, utterances: int) -> TrimDeciderFactory | None:
-    """The trim margin's measurement from the command line (measure/trim_probe.py); ("off") none."""
-    points = budget_points("--trim-budget", text)
+def choice_guard(text: str, settings: CalibrationSettings, utterances: int) -> JudgeFactory | None:
+    """The judge of each engine's speed choices from the command line (measure/choices.py); ("off") none."""
+    points = budget_points("--choice-budget", text)
     if points is None:
         return None
     if missing_extras("bench"):
-        click.echo("build: without asr-engines[bench] Whisper engines trim by their precision's default, unmeasured", err=True)
+        click.echo("build: without asr-engines[bench] engines take their safest form and Whisper's default trim, "
+                   "unmeasured", err=True)
         return None
-    from asr_engines.measure.trim_probe import trim_decider  # wired here: the build library does not import measure
+    from asr_engines.measure.choices import engine_judge  # wired here: the build library does not import measure
 
-    return lambda model: trim_decider(model, settings.dataset, settings.noise, utterances, budget_points=points, seed=settings.seed)
+    return lambda model: engine_judge(model, settings.dataset, settings.noise, utterances, budget_points=points, seed=settings.seed)

@@ -54,12 +54,12 @@ class OnnxRuntimeBuilder:
             return [Variant.INT8, Variant.INT8_QDQ] if self.qdq else [Variant.INT8]
         return [Variant(precision.value)]
 
-    def part_variant(self, variant: Variant, part: GraphPart) -> Variant:
-        # The CPU int8 engine builds each graph as its part says (Whisper: fp32 encoder, dynamic int8 decoders);
-        # next to the TensorRT Q/DQ file the graphs that take no calibration stay fp32.
+    def part_variants(self, variant: Variant, part: GraphPart) -> tuple[Variant, ...]:
+        # The CPU int8 engine builds each graph as its part says (Whisper: the encoder int8 or fp32, as measured;
+        # dynamic int8 decoders); next to the TensorRT Q/DQ file the graphs that take no calibration stay fp32.
         if variant == Variant.INT8:
             return part.cpu_int8
-        return variant if part.calibrated or not variant.calibrated else Variant.FP32
+        return (variant if part.calibrated or not variant.calibrated else Variant.FP32,)
 
     def build(self, job: GraphJob) -> dict:
         if not job.part.sliced_positions:

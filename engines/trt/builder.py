@@ -105,8 +105,8 @@ class TensorRTBuilder:
     def variants(self, precision: Precision) -> list[Variant]:
         return [Variant(precision.value)]
 
-    def part_variant(self, variant: Variant, part: GraphPart) -> Variant:
-        return variant if part.calibrated or variant != Variant.INT8 else Variant.FP16
+    def part_variants(self, variant: Variant, part: GraphPart) -> tuple[Variant, ...]:
+        return (variant if part.calibrated or variant != Variant.INT8 else Variant.FP16,)
 
     def profile(self, job: GraphJob) -> ShapeProfile:
         """The optimization profile of the job's graph, from the profile dataset's durations (or overrides)."""
