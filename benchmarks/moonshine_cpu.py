@@ -26,7 +26,7 @@ import numpy as np
 
 from asr_engines import load_recognizer
 from asr_engines.audio import SAMPLE_RATE
-from asr_engines.calibration.datasets import load_dataset
+from asr_engines.calibration.datasets import DEFAULT_DATASET, load_dataset
 from asr_engines.engines.backends import make_builder
 from asr_engines.engines.build import build_engines
 from asr_engines.export import export_onnx, resolve_model
@@ -77,7 +77,8 @@ def main() -> None:
     if not (onnx_dir / "export.json").is_file():
         export_onnx(source, onnx_dir, check=False)
     if not all((engines_dir / f"{source.name}-{variant}.json").is_file() for variant in PRECISIONS):
-        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS), judge=engine_judge)
+        build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS),
+                      judge=lambda model: engine_judge(model, DEFAULT_DATASET))
     utterances = load_dataset()[: args.limit]
     audio, references = [u.load() for u in utterances], [u.text for u in utterances]
     audio_s = sum(map(len, audio)) / SAMPLE_RATE

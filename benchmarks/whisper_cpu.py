@@ -30,7 +30,7 @@ import numpy as np
 
 from asr_engines import load_recognizer
 from asr_engines.audio import SAMPLE_RATE
-from asr_engines.calibration.datasets import load_dataset
+from asr_engines.calibration.datasets import DEFAULT_DATASET, load_dataset
 from asr_engines.engines.backends import make_builder
 from asr_engines.engines.build import CalibrationSettings, build_engines
 from asr_engines.export import export_onnx, resolve_model
@@ -103,7 +103,7 @@ def main() -> None:
     int8_manifest = engines_dir / f"{source.name}-int8.json"
     if not int8_manifest.is_file():
         build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS), CalibrationSettings(count=32),
-                      judge=engine_judge)
+                      judge=lambda model: engine_judge(model, DEFAULT_DATASET))
     utterances = load_dataset()[: args.limit]
     audio, references = [u.load() for u in utterances], [u.text for u in utterances]
     audio_s = sum(map(len, audio)) / SAMPLE_RATE
