@@ -102,7 +102,9 @@ def build_choices(row: BenchRow) -> str:
     forms = row.extra.get("int8_forms")
     if forms:
         encoder = forms["kept"].get("encoder")
-        tried = [f"{entry['forms'].get('encoder')} {entry['cost_clean']:+.2f}/{entry['cost_noisy']:+.2f}"
+        tried = [f"{entry['forms'].get('encoder')} " + ", ".join(
+                     f"{'' if setting == 'as built' else setting + (' ' if setting == 'whole' else ' s ')}"
+                     f"{costs['cost_clean']:+.2f}/{costs['cost_noisy']:+.2f}" for setting, costs in entry["tried"].items())
                  for entry in forms["tried"] if entry.get("judged")]
         said.append(f"encoder {encoder}" + (f" (tried {', '.join(tried)})" if tried else f": {forms.get('note') or 'not judged'}"))
     trim = (row.extra.get("decoding") or {}).get("trim_decided")

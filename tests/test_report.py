@@ -243,14 +243,20 @@ def test_the_cpu_int8_encoder_form_and_its_costs_are_shown_by_report_and_bench(t
     from asr_engines.measure.bench import format_table
 
     forms = {"kept": {"encoder": "fp32"}, "judged": True, "tried": [
-        {"forms": {"encoder": "int8-dynamic"}, "judged": True, "within": False, "cost_clean": 0.3, "cost_noisy": 0.84},
-        {"forms": {"encoder": "fp32"}, "judged": True, "within": True, "cost_clean": -0.2, "cost_noisy": 0.45}]}
+        {"forms": {"encoder": "int8-dynamic"}, "judged": True, "within": False, "cost_clean": 0.3, "cost_noisy": 0.84,
+         "tried": {"8": {"cost_clean": 0.1, "cost_noisy": 0.7}, "16": {"cost_clean": 0.3, "cost_noisy": 0.84}}},
+        {"forms": {"encoder": "fp32"}, "judged": True, "within": True, "cost_clean": -0.2, "cost_noisy": 0.45,
+         "tried": {"8": {"cost_clean": -0.2, "cost_noisy": 0.45}}}]}
     trim = {"judged": True, "margin_s": 8.0, "cost_clean": -0.2, "cost_noisy": 0.45}
     rows = [make_row("w-int8", extra={"int8_forms": forms, "decoding": {"trim_decided": trim}}),
             make_row("m-int8", extra={"int8_forms": {"kept": {"encoder": "fp32"}, "judged": False, "tried": [],
-                                                     "note": "not measured"}})]
-    said = "encoder fp32 (tried int8-dynamic +0.30/+0.84, fp32 -0.20/+0.45); trim 8 s -0.20/+0.45"
+                                                     "note": "not measured"}}),
+            make_row("n-int8", extra={"int8_forms": {"kept": {"encoder": "int8-dynamic"}, "judged": True, "tried": [
+                {"forms": {"encoder": "int8-dynamic"}, "judged": True, "within": True, "cost_clean": 0.0, "cost_noisy": -1.27,
+                 "tried": {"as built": {"cost_clean": 0.0, "cost_noisy": -1.27}}}]}})]
+    said = "encoder fp32 (tried int8-dynamic 8 s +0.10/+0.70, 16 s +0.30/+0.84, fp32 8 s -0.20/+0.45); trim 8 s -0.20/+0.45"
     write_report(rows, tmp_path, tmp_path / "store.sqlite")
     assert f"| {said} |" in (tmp_path / "report.md").read_text()
     table = format_table(rows)
     assert f"w-int8: {said}" in table and "m-int8: encoder fp32: not measured" in table
+    assert "n-int8: encoder int8-dynamic (tried int8-dynamic +0.00/-1.27)" in table
