@@ -71,8 +71,8 @@ WHISPER = Family(
 )
 #: Moonshine: an encoder whose length follows the audio's (raw samples in, no 30 s window), a decoder for the first
 #: token and one with a KV cache, as Optimum exports it. The decoders take no calibration, as Whisper's; on a CPU
-#: they take int8 weights with activations quantized per call, and the encoder as Whisper's: calibrated it cost
-#: Moonshine base +8.9 WER points on noisy speech (docs/results/2026-12-05-moonshine.md). A recording past one input's length
+#: they take int8 weights with activations quantized per call, and the encoder as Whisper's: the measurement decides
+#: (Moonshine base keeps it int8, tiny.en fp32: docs/results/2026-12-06-int8-encoder.md). A recording past one input's length
 #: (MOONSHINE_MAX_INPUT_S) is read a voice-activity segment at a time (runtime/moonshine.py).
 MOONSHINE = Family(
     "moonshine", lambda model_type, architectures: model_type == "moonshine",
