@@ -15,7 +15,7 @@ recording covers plus that margin, not on the whole 30 s window. Faster in propo
 trimmed window now and then loops (one sentence over and over up to max_length) where the whole window does
 not; a window whose text loops (openai-whisper's test: zlib compression ratio over 2.4) or that reaches
 max_length is decoded again on the whole window. Unless the caller names a margin (or None: the whole
-window), the engine's build decided it by measurement (the manifest's `decoder.trim`, measure/trim_probe.py);
+window), the engine's build decided it by measurement (the manifest's `decoder.trim`, measure/choices.py);
 engines built before that trim by their encoder's precision (DEFAULT_TRIM_MARGIN_S, tuned on tiny.en:
 docs/results/2026-12-02-whisper-trim.md).
 
