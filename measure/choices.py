@@ -21,14 +21,13 @@ It lives here, where the runtime and WER meet; `asr-engines build` hands it to t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from asr_engines.calibration.datasets import load_dataset
-from asr_engines.calibration.noise import NoiseMixer, noisy_draw, parse_noise
 from asr_engines.engines.assets import ExportedModel
+from asr_engines.engines.build import EngineJudge
 from asr_engines.manifest import load_manifest
-from asr_engines.measure.int8_probe import graph_recognizer
+from asr_engines.measure.int8_probe import graph_recognizer, noisy_copies
 from asr_engines.measure.wer import corpus_wer
 from asr_engines.runtime.recognizer import load_recognizer
 from asr_engines.variants import Variant
@@ -40,10 +39,6 @@ CANDIDATE_MARGINS_S = (8.0, 16.0)
 #: fp32 at or above this clean WER (%) is no model a choice can be judged by (random weights read about 100 %).
 UNJUDGEABLE_WER = 90.0
 
-#: (the staged engine's manifest, whether it is the engine's last candidate form) -> the judgement: what was
-#: measured, `within` the budget or not, and for Whisper the `margin_s` kept (engines/build.py EngineJudge).
-EngineJudge = Callable[[Path, bool], dict]
-
 
 def engine_judge(model: ExportedModel, dataset: Path, noise: str = "study", limit: int = 40, noise_draws: int = 8,
                  budget_points: float = 0.5, margins: tuple[float, ...] = CANDIDATE_MARGINS_S,
@@ -52,9 +47,7 @@ def engine_judge(model: ExportedModel, dataset: Path, noise: str = "study", limi
     utterances = load_dataset(dataset)[:limit]
     audio = [utterance.load() for utterance in utterances]
     references = [utterance.text for utterance in utterances]
-    mixer = NoiseMixer(parse_noise(noise), {u.id: a for u, a in zip(utterances, audio)})
-    noisy = [mixer.add(samples, noisy_draw(seed, draw, index), utterance.id)
-             for draw in range(noise_draws) for index, (utterance, samples) in enumerate(zip(utterances, audio))]
+    noisy = noisy_copies(utterances, audio, noise, seed, noise_draws)
     reference: dict[str, float] = {}
 
     def wers(recognizer) -> dict[str, float]:

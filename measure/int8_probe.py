@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr_engines.calibration.datasets import load_dataset
+import numpy as np
+
+from asr_engines.calibration.datasets import Utterance, load_dataset
 from asr_engines.calibration.noise import NoiseMixer, noisy_draw, parse_noise
 from asr_engines.calibration.stream import CalibrationStream
 from asr_engines.engines.assets import ExportedModel
@@ -33,9 +35,7 @@ def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int =
         raise ValueError("the calibration stream used every utterance of its dataset: none is left to judge the int8 engine on")
     audio = [utterance.load() for utterance in utterances]
     references = [utterance.text for utterance in utterances]
-    mixer = NoiseMixer(parse_noise(stream.description["noise"]), {u.id: a for u, a in zip(utterances, audio)})
-    noisy = [mixer.add(samples, noisy_draw(stream.description["seed"], draw, index), utterance.id)
-             for draw in range(noise_draws) for index, (utterance, samples) in enumerate(zip(utterances, audio))]
+    noisy = noisy_copies(utterances, audio, stream.description["noise"], stream.description["seed"], noise_draws)
     def graph(part, files: dict[str, Path] | None) -> tuple[Path, Variant]:
         if files is None:
             return model.dir / part.file, Variant.FP32
@@ -55,6 +55,13 @@ def held_out_probe(model: ExportedModel, stream: CalibrationStream, limit: int =
             return corpus_wer(references, [recognizer.transcribe(samples) for samples in audio]).wer
 
     return probe
+
+
+def noisy_copies(utterances: list[Utterance], audio: list[np.ndarray], noise: str, seed: int, draws: int) -> list[np.ndarray]:
+    """Every utterance with `noise` added, draw after draw (`draws` seeded draws: the same for every engine compared)."""
+    mixer = NoiseMixer(parse_noise(noise), {u.id: a for u, a in zip(utterances, audio)})
+    return [mixer.add(samples, noisy_draw(seed, draw, index), utterance.id)
+            for draw in range(draws) for index, (utterance, samples) in enumerate(zip(utterances, audio))]
 
 
 def graph_recognizer(model: ExportedModel, chosen: dict[str, tuple[Path, Variant]], threads: int | None) -> Recognizer:
