@@ -101,6 +101,8 @@ MOONSHINE_AUDIO_LENGTH = "audio_sequence_length"
 MOONSHINE_MIN_SAMPLES = 127 + 64 * (7 - 1 + 3 * (3 - 1))
 #: The greedy head's outputs on Whisper's decoders (engines/passes/token_head.py writes them, runtime/whisper.py reads them).
 NEXT_TOKEN, NEXT_TOKEN_LOGPROB, NO_SPEECH_LOGPROB = "next_token", "next_token_logprob", "no_speech_logprob"
+#: The screened head's input (engines/passes/screened_head.py): whether this step also returns the full logits.
+LOGITS_WANTED = "logits_wanted"
 #: Samples per CTC output frame: the wav2vec2 family's convolutional encoder strides 5 * 2**6 (streaming chunks fall
 #: on frame edges, runtime/ctc_stream.py).
 CTC_FRAME_HOP = 320

@@ -15,6 +15,7 @@ from asr_engines.calibration.stream import CalibrationStream, calibration_stream
 from asr_engines.engines.assets import ExportedModel, read_exported_model
 from asr_engines.engines.builder import Builder, GraphJob
 from asr_engines.engines.int8.budget import Int8Budget, Int8Decision, ProbeFactory, decide_int8
+from asr_engines.engines.passes.screened_head import add_screened_head
 from asr_engines.engines.passes.token_head import add_token_head
 from asr_engines.families import GraphPart
 from asr_engines.files import publish, sha256_file, staging_dir
@@ -105,7 +106,7 @@ def build_engine(model: ExportedModel, variant: Variant, builder: Builder, strea
             for part in model.parts:
                 if built.get(part.name) != form[part.name]:  # else the same graph as in the form tried before
                     files[part.name], details[part.name], part_extra = _build_graph(
-                        model, part, form[part.name], builder, stem, scratch, stream, out_dir, decision)
+                        model, part, variant, form[part.name], builder, stem, scratch, stream, out_dir, decision)
                     extra += [file for file in part_extra if file not in extra]
                     built[part.name] = form[part.name]
             calibrated = any(graph_variant.calibrated for graph_variant in form.values())
@@ -142,17 +143,20 @@ EngineJudge = Callable[[Path, bool], dict]
 JudgeFactory = Callable[[ExportedModel], EngineJudge]
 
 
-def _build_graph(model: ExportedModel, part: GraphPart, graph_variant: Variant, builder: Builder, stem: str,
+def _build_graph(model: ExportedModel, part: GraphPart, variant: Variant, graph_variant: Variant, builder: Builder, stem: str,
                  scratch: Path, stream: CalibrationStream | None, out_dir: Path,
                  decision: Int8Decision | None) -> tuple[str, dict, list[Path]]:
-    """One graph of an engine built into `scratch` as `graph_variant`: its file's name, details and extra files."""
+    """One graph of a `variant` engine built into `scratch` as `graph_variant`: its file's name, details and extra files."""
     name = f"{stem}{builder.suffix}" if len(model.parts) == 1 else f"{stem}.{part.name}{builder.suffix}"
     calibrated = graph_variant.calibrated
+    head = builder.greedy_head(variant) if part.token_head else ""
     job = GraphJob(model.dir, model.family, part, graph_variant, scratch / name, stream if calibrated else None, out_dir,
                    decision.float_nodes.get(part.name) if decision and calibrated else None,
-                   prepared_graph(model.dir, part, model.decoder, scratch) if builder.greedy_head else None)
+                   prepared_graph(model.dir, part, model.decoder, scratch, head))
     details = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
     details["variant"] = graph_variant
+    if head:
+        details["greedy_head"] = "screened" if head == "screened" and part.token_head == "next" else "argmax"
     return name, details, [scratch / file for file in details.pop("extra_files", [])]
 
 
@@ -174,13 +178,16 @@ def with_judgements(record: EngineManifest, tried: list[dict], several: bool) ->
     return replace(record, decoder=decoder, int8_forms=forms)
 
 
-def prepared_graph(export_dir: Path, part: GraphPart, decoder: dict, scratch: Path) -> Path | None:
+def prepared_graph(export_dir: Path, part: GraphPart, decoder: dict, scratch: Path, head: str) -> Path | None:
     """The exported graph of `part` with its family's passes applied, written into `scratch` (None: it has none).
-    `decoder`: the decoder settings the manifest records."""
-    if not part.token_head:
+    `decoder`: the decoder settings the manifest records; `head`: the greedy head the builder wants (Builder.greedy_head)."""
+    if not part.token_head or not head:
         return None
     prepared = scratch / f"{part.name}.head.onnx"
-    add_token_head(export_dir / part.file, prepared, decoder, first=part.token_head == "first")
+    if head == "screened" and part.token_head == "next":
+        add_screened_head(export_dir / part.file, prepared, decoder)
+    else:
+        add_token_head(export_dir / part.file, prepared, decoder, first=part.token_head == "first")
     return prepared
 
 

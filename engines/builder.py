@@ -41,9 +41,12 @@ class Builder(Protocol):
     backend: str
     suffix: str  # engine file ending: ".onnx", ".plan"
     isolate_builds: bool  # build each graph in a fresh process, so its memory is returned (8 GB boards)
-    greedy_head: bool  # Whisper's decoders get the greedy head (passes/token_head.py): where it is the faster way
-
     def version(self) -> str: ...
+
+    def greedy_head(self, variant: Variant) -> str:
+        """The head Whisper's decoders get in a `variant` engine, where one is the faster way: `argmax`
+        (passes/token_head.py), `screened` (the KV-cache decoder's: passes/screened_head.py) or "" (none)."""
+        ...
 
     def variants(self, precision: Precision) -> list[Variant]:
         """The engines one precision yields (ONNX Runtime's int8 gives `int8` and `int8-qdq`)."""

@@ -27,7 +27,9 @@ The second rule is ours: tiny.en on digital silence is sure there is no speech (
 
 Engines built with the greedy head (engines/passes/token_head.py) choose each token on the device and send back
 its id, its log-probability and, once, the no-speech log-probability; long-form windows, whose timestamp rules
-depend on the tokens so far, read the logits."""
+depend on the tokens so far, read the logits. ONNX Runtime's fp32 engines give their KV-cache decoder the
+screened head (engines/passes/screened_head.py: fp32's tokens from an int8 screen of the vocabulary), which
+computes the full logits only on the steps that ask for them (`logits_wanted`)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from typing import Literal
 import numpy as np
 
 from asr_engines.audio import SAMPLE_RATE, Recording, Samples, checked_samples
-from asr_engines.families import NEXT_TOKEN, NEXT_TOKEN_LOGPROB, NO_SPEECH_LOGPROB
+from asr_engines.families import LOGITS_WANTED, NEXT_TOKEN, NEXT_TOKEN_LOGPROB, NO_SPEECH_LOGPROB
 from asr_engines.features import front_end_from_config
 from asr_engines.manifest import EngineManifest
 from asr_engines.runtime.engine import ClosedOnExit, Engine, InFlight
@@ -180,6 +182,7 @@ class WhisperRecognizer(ClosedOnExit):
                                           settings["max_initial_timestamp_index"])
         self._window = int(self._front_end.chunk_s * SAMPLE_RATE)
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
+        self._screened = LOGITS_WANTED in {info.name for info in decoder_with_past.inputs}
         self._no_speech_id = settings["no_timestamps_id"] - 1  # <|nospeech|>, <|nocaptions|> in English-only vocabularies
         self.token_head = all(NEXT_TOKEN in {info.name for info in engine.outputs} for engine in (decoder, decoder_with_past))
         self.max_batch = profile_batch_limit(manifest)
@@ -343,6 +346,7 @@ class WhisperRecognizer(ClosedOnExit):
         tokens: list[list[int]] = [[] for _ in features]
         logprobs = np.zeros(len(features))
         done = np.zeros(len(features), bool)
+        wanted = {LOGITS_WANTED: np.array(not head)} if self._screened else {}
         for step in range(self._max_length - prompt_ids.shape[1]):
             chosen, logprob = self._choose(host, step, tokens, timestamps)
             chosen = np.where(done, self._eos, chosen)
@@ -355,7 +359,7 @@ class WhisperRecognizer(ClosedOnExit):
                         tokens[index].append(int(token))
             if done.all():
                 break
-            host, outputs = self.decoder_with_past.run_device({"input_ids": chosen[:, np.newaxis].astype(np.int64), **past},
+            host, outputs = self.decoder_with_past.run_device({"input_ids": chosen[:, np.newaxis].astype(np.int64), **past, **wanted},
                                                               to_host=[NEXT_TOKEN, NEXT_TOKEN_LOGPROB] if head else ["logits"])
             for name in self._past_names:
                 present = PRESENT_PREFIX + name[len(PAST_PREFIX):]

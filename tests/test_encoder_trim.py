@@ -126,7 +126,8 @@ def test_each_encoder_precision_trims_by_its_measured_default(tiny_whisper_engin
         recognizer = load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", threads=1)
         assert recognizer.trim_margin_s == DEFAULT_TRIM_MARGIN_S[encoder]
         assert recognizer.decoding() == {"trim_margin_s": recognizer.trim_margin_s, "trim_decided": None,  # built unmeasured
-                                         "whole_window_retries": 0, "windows_without_speech": 0, "token_head": False}
+                                         "whole_window_retries": 0, "windows_without_speech": 0,
+                                         "token_head": variant == "fp32"}  # fp32's screened head (test_screened_head.py)
         assert load_recognizer(tiny_whisper_engines / f"tiny-whisper-{variant}.json", trim_margin_s=None).trim_margin_s is None
     for path in tiny_whisper_engines.glob("tiny-whisper-fp32*"):
         shutil.copy(path, tmp_path / path.name)

@@ -36,7 +36,6 @@ class OnnxRuntimeBuilder:
     backend = "onnxruntime"
     suffix = ".onnx"
     isolate_builds = False
-    greedy_head = False  # on a CPU the head cost Whisper 3-8 % (docs/results/2026-12-05-quiet-speed.md)
 
     def __init__(self, qdq: bool = False) -> None:
         self.qdq = qdq
@@ -53,6 +52,13 @@ class OnnxRuntimeBuilder:
         if precision == Precision.INT8:
             return [Variant.INT8, Variant.INT8_QDQ] if self.qdq else [Variant.INT8]
         return [Variant(precision.value)]
+
+    def greedy_head(self, variant: Variant) -> str:
+        # fp32 engines: the screened head reads the vocabulary projection in int8 and gives fp32's tokens
+        # (docs/results/2026-12-06-screened-head.md); an argmax head over the full logits cost Whisper 3-8 % on a CPU
+        # (docs/results/2026-12-05-quiet-speed.md). fp16 and int8 decoders, and the fp32 ones beside TensorRT's Q/DQ
+        # file, keep their logits.
+        return "screened" if variant == Variant.FP32 else ""
 
     def part_variants(self, variant: Variant, part: GraphPart) -> tuple[Variant, ...]:
         # The CPU int8 engine builds each graph as its part says (Whisper: the encoder int8 or fp32, as measured;

@@ -80,7 +80,6 @@ class TensorRTBuilder:
     backend = "tensorrt"
     suffix = ".plan"
     isolate_builds = True
-    greedy_head = True  # 8 B per token off the device instead of the logits (docs/results/2026-12-05-gpu-proof.md)
 
     def __init__(self, options: TensorRTOptions | None = None) -> None:
         try:
@@ -104,6 +103,9 @@ class TensorRTBuilder:
 
     def variants(self, precision: Precision) -> list[Variant]:
         return [Variant(precision.value)]
+
+    def greedy_head(self, variant: Variant) -> str:
+        return "argmax"  # 8 B per token off the device instead of the logits (docs/results/2026-12-05-gpu-proof.md)
 
     def part_variants(self, variant: Variant, part: GraphPart) -> tuple[Variant, ...]:
         return (variant if part.calibrated or variant != Variant.INT8 else Variant.FP16,)

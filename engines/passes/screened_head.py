@@ -1,0 +1,107 @@
+"""Whisper's KV-cache decoder given a screened greedy head, for fp32 graphs on a CPU: the same tokens, a fraction of
+the memory traffic.
+
+Each step of the fp32 decoder reads the 51,864 x 384 vocabulary projection (80 MB of float32) to choose one token:
+on a CPU that read is bandwidth-bound and took 40 % of the step (docs/results/2026-12-06-screened-head.md). The
+screened head reads an int8 copy of it (20 MB, one scale per token, activations quantized per call) to rank every
+token, keeps the `candidates` best, and computes their logits exactly, in float32, from the tied embedding rows
+the decoder already holds. The greedy choice is made among those exact logits with the suppressed tokens masked;
+it is fp32's choice unless fp32's best token ranks below `candidates` by the int8 estimate, whose error on
+tiny.en's logits is a few hundredths (their spread: tens). Outputs, as the argmax head (token_head.py) names them:
+
+- `next_token` [batch, 1]: the best unsuppressed candidate by its exact logit;
+- `next_token_logprob` [batch, 1]: its exact logit minus the log-sum-exp of the int8 estimates over the
+  unsuppressed vocabulary (openai-whisper's `avg_logprob` and the no-speech rule read it; off by about as much
+  as the estimates are);
+- `logits` as exported, computed in fp32 only when the input `logits_wanted` is true (long-form decoding, whose
+  timestamp rules read them), else an empty tensor: an `If` runs one branch, so a step that does not want them
+  does not read the 80 MB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr_engines.engines.passes.token_head import TokenHeadError
+from asr_engines.families import LOGITS_WANTED, NEXT_TOKEN, NEXT_TOKEN_LOGPROB
+
+#: Tokens whose exact logit is computed each step: far past where fp32's choice ranks by the int8 estimate.
+SCREENED_CANDIDATES = 64
+
+
+def add_screened_head(source: Path, target: Path, decoder: dict, candidates: int = SCREENED_CANDIDATES) -> None:
+    """Write `source` (a Whisper KV-cache decoder ONNX, fp32) to `target` with the screened greedy head; `decoder`
+    is the manifest's decoder settings (its suppressed tokens)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    projection = next((node for node in graph.node if node.op_type == "MatMul" and list(node.output) == ["logits"]), None)
+    weights = {initializer.name: initializer for initializer in graph.initializer}
+    if projection is None or projection.input[1] not in weights:
+        raise TokenHeadError(f"{source}: no vocabulary projection (MatMul with constant weights) writes its logits")
+    hidden, weight_name = projection.input
+    weight = numpy_helper.to_array(weights[weight_name])  # [hidden, vocabulary]
+    rows_name = next((name for name, initializer in weights.items() if tuple(initializer.dims) == weight.shape[::-1]
+                      and np.array_equal(numpy_helper.to_array(initializer), weight.T)), None)
+    if rows_name is None:  # untied: the exact rows are a transposed copy
+        rows_name = "screen/rows"
+        graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight.T), rows_name))
+    candidates = min(candidates, weight.shape[1])
+    mask = np.zeros(weight.shape[1], np.float32)
+    mask[[token for token in decoder["suppress_tokens"] if token < len(mask)]] = -np.inf
+    opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+    constants = {"screen/mask": mask, "screen/k": np.array([candidates], np.int64), "screen/axis2": np.array([2], np.int64),
+                 "screen/last": np.array([-1], np.int64)}
+    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
+
+    def reduce(op: str, data: str, out: str, keepdims: int = 0) -> onnx.NodeProto:
+        if op == "ReduceSum" or opset >= 18:  # ReduceSum takes its axes as an input from opset 13, the rest from 18
+            return helper.make_node(op, [data, "screen/last"], [out], name=out, keepdims=keepdims)
+        return helper.make_node(op, [data], [out], name=out, axes=[-1], keepdims=keepdims)
+
+    full = helper.make_graph([helper.make_node("MatMul", [hidden, weight_name], ["screen/full_logits"], name="screen/FullMatMul")],
+                             "logits_wanted", [], [helper.make_tensor_value_info("screen/full_logits", TensorProto.FLOAT, None)])
+    empty = helper.make_graph([helper.make_node("Constant", [], ["screen/no_logits"], name="screen/NoLogits",
+                                                value=numpy_helper.from_array(np.zeros((0, 0, 0), np.float32)))],
+                              "logits_not_wanted", [], [helper.make_tensor_value_info("screen/no_logits", TensorProto.FLOAT, None)])
+    graph.node.remove(projection)
+    graph.node.extend([
+        helper.make_node("If", [LOGITS_WANTED], ["logits"], name="screen/Logits", then_branch=full, else_branch=empty),
+        helper.make_node("MatMul", [hidden, weight_name], ["screen/estimates"], name="screen/MatMul"),
+        helper.make_node("Add", ["screen/estimates", "screen/mask"], ["screen/masked_estimates"], name="screen/MaskEstimates"),
+        # suppressed tokens: -inf, never among the candidates
+        helper.make_node("TopK", ["screen/masked_estimates", "screen/k"], ["screen/top", "screen/ids"], name="screen/TopK", axis=-1),
+        helper.make_node("Gather", [rows_name, "screen/ids"], ["screen/rows_chosen"], name="screen/Rows", axis=0),
+        helper.make_node("Unsqueeze", [hidden, "screen/axis2"], ["screen/hidden"], name="screen/Hidden"),
+        helper.make_node("Mul", ["screen/rows_chosen", "screen/hidden"], ["screen/products"], name="screen/Products"),
+        reduce("ReduceSum", "screen/products", "screen/exact"),
+        helper.make_node("ArgMax", ["screen/exact"], ["screen/best_index"], name="screen/ArgMax", axis=-1, keepdims=1),
+        helper.make_node("GatherElements", ["screen/ids", "screen/best_index"], ["screen/token3"], name="screen/Token", axis=-1),
+        reduce("ReduceMax", "screen/token3", NEXT_TOKEN),  # [batch, 1, 1] -> [batch, 1]
+        reduce("ReduceMax", "screen/exact", "screen/best"),
+        reduce("ReduceLogSumExp", "screen/masked_estimates", "screen/norm"),
+        helper.make_node("Sub", ["screen/best", "screen/norm"], [NEXT_TOKEN_LOGPROB], name="screen/LogProb"),
+    ])
+    logits = next(output for output in graph.output if output.name == "logits")
+    logits.CopyFrom(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", "positions", "vocabulary"]))
+    graph.input.append(helper.make_tensor_value_info(LOGITS_WANTED, TensorProto.BOOL, []))
+    graph.output.extend([helper.make_tensor_value_info(NEXT_TOKEN, TensorProto.INT64, ["batch_size", 1]),
+                         helper.make_tensor_value_info(NEXT_TOKEN_LOGPROB, TensorProto.FLOAT, ["batch_size", 1])])
+    onnx.checker.check_model(model)
+    unquantized = target.with_name(f"{target.stem}.unquantized.onnx")
+    onnx.save(model, str(unquantized))
+    try:
+        _quantize_estimates(unquantized, target)
+    finally:
+        unquantized.unlink()
+
+
+def _quantize_estimates(source: Path, target: Path) -> None:
+    """The estimating MatMul with int8 weights, one scale per token (a shared scale would blur the rare tokens)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul"], nodes_to_quantize=["screen/MatMul"],
+                     per_channel=True, weight_type=QuantType.QInt8)
