@@ -149,14 +149,16 @@ def _build_graph(model: ExportedModel, part: GraphPart, variant: Variant, graph_
     """One graph of a `variant` engine built into `scratch` as `graph_variant`: its file's name, details and extra files."""
     name = f"{stem}{builder.suffix}" if len(model.parts) == 1 else f"{stem}.{part.name}{builder.suffix}"
     calibrated = graph_variant.calibrated
-    head = builder.greedy_head(variant) if part.token_head else ""
+    wanted = builder.greedy_head(variant) if part.token_head else ""
+    # the screened head is the KV-cache decoder's; the prompt decoder, read once per window, takes the argmax head
+    head = "argmax" if wanted == "screened" and part.token_head != "next" else wanted
     job = GraphJob(model.dir, model.family, part, graph_variant, scratch / name, stream if calibrated else None, out_dir,
                    decision.float_nodes.get(part.name) if decision and calibrated else None,
                    prepared_graph(model.dir, part, model.decoder, scratch, head))
     details = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
     details["variant"] = graph_variant
     if head:
-        details["greedy_head"] = "screened" if head == "screened" and part.token_head == "next" else "argmax"
+        details["greedy_head"] = head
     return name, details, [scratch / file for file in details.pop("extra_files", [])]
 
 
@@ -180,11 +182,12 @@ def with_judgements(record: EngineManifest, tried: list[dict], several: bool) ->
 
 def prepared_graph(export_dir: Path, part: GraphPart, decoder: dict, scratch: Path, head: str) -> Path | None:
     """The exported graph of `part` with its family's passes applied, written into `scratch` (None: it has none).
-    `decoder`: the decoder settings the manifest records; `head`: the greedy head the builder wants (Builder.greedy_head)."""
+    `decoder`: the decoder settings the manifest records; `head`: the greedy head to add, `argmax` or `screened`
+    (Builder.greedy_head) or "" (none)."""
     if not part.token_head or not head:
         return None
     prepared = scratch / f"{part.name}.head.onnx"
-    if head == "screened" and part.token_head == "next":
+    if head == "screened":
         add_screened_head(export_dir / part.file, prepared, decoder)
     else:
         add_token_head(export_dir / part.file, prepared, decoder, first=part.token_head == "first")
