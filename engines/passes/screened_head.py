@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr_engines.engines.passes.token_head import TokenHeadError
+from asr_engines.engines.passes.token_head import TokenHeadError, reduce_last_axis
 from asr_engines.families import LOGITS_WANTED, NEXT_TOKEN, NEXT_TOKEN_LOGPROB
 
 #: Tokens whose exact logit is computed each step: far past where fp32's choice ranks by the int8 estimate.
@@ -57,10 +57,8 @@ def add_screened_head(source: Path, target: Path, decoder: dict, candidates: int
                  "screen/last": np.array([-1], np.int64)}
     graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
 
-    def reduce(op: str, data: str, out: str, keepdims: int = 0) -> onnx.NodeProto:
-        if op == "ReduceSum" or opset >= 18:  # ReduceSum takes its axes as an input from opset 13, the rest from 18
-            return helper.make_node(op, [data, "screen/last"], [out], name=out, keepdims=keepdims)
-        return helper.make_node(op, [data], [out], name=out, axes=[-1], keepdims=keepdims)
+    def reduce(op: str, data: str, out: str) -> onnx.NodeProto:
+        return reduce_last_axis(op, data, out, opset, "screen/last")
 
     full = helper.make_graph([helper.make_node("MatMul", [hidden, weight_name], ["screen/full_logits"], name="screen/FullMatMul")],
                              "logits_wanted", [], [helper.make_tensor_value_info("screen/full_logits", TensorProto.FLOAT, None)])

@@ -25,6 +25,16 @@ class TokenHeadError(ValueError):
     """The graph has no `logits` output of shape [batch, positions, vocabulary]."""
 
 
+def reduce_last_axis(op: str, data: str, out: str, opset: int, axis: str):
+    """An ONNX Reduce* node over the last axis, dimension dropped, in the form `opset` takes: the axes as an input
+    (`axis`: an int64 initializer holding [-1]) from opset 18 (ReduceSum from 13), else as an attribute."""
+    from onnx import helper
+
+    if opset >= (13 if op == "ReduceSum" else 18):
+        return helper.make_node(op, [data, axis], [out], name=out, keepdims=0)
+    return helper.make_node(op, [data], [out], name=out, axes=[-1], keepdims=0)
+
+
 def add_token_head(source: Path, target: Path, decoder: dict, first: bool) -> None:
     """Write `source` (a Whisper decoder ONNX) to `target` with the greedy head; `decoder` is the manifest's
     decoder settings; `first`: the decoder that reads the prompt (begin-suppression, no-speech output)."""
@@ -50,9 +60,7 @@ def add_token_head(source: Path, target: Path, decoder: dict, first: bool) -> No
     graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
 
     def reduce(op: str, data: str, out: str) -> onnx.NodeProto:
-        if opset >= 18:
-            return helper.make_node(op, [data, "head/axis"], [out], name=out, keepdims=0)
-        return helper.make_node(op, [data], [out], name=out, axes=[-1], keepdims=0)
+        return reduce_last_axis(op, data, out, opset, "head/axis")
 
     nodes = [
         helper.make_node("Slice", ["logits", "head/last", "head/end", "head/positions"], ["head/last_logits"], name="head/Slice"),
