@@ -10,7 +10,7 @@ import pytest
 from conftest import SHARED_WHISPER
 
 from asr_engines.families import LOGITS_WANTED
-from asr_engines.features import WhisperFrontEnd, mel_filters
+from asr_engines.features import SparseFilterbank, WhisperFrontEnd, mel_filters
 
 needs_shared = pytest.mark.skipif(not SHARED_WHISPER.is_dir(), reason=f"no real Whisper weights at {SHARED_WHISPER}")
 
@@ -24,6 +24,19 @@ def feature_extractor():
 
 def test_mel_filters_are_transformers(feature_extractor):
     assert np.max(np.abs(mel_filters(80) - feature_extractor.mel_filters)) < 1e-9
+
+
+@pytest.mark.parametrize("num_mel_bins", [80, 128])
+def test_sparse_filterbank_is_the_dense_product(num_mel_bins):
+    """The front end applies the mel filters as their nonzero weights (no BLAS threads): the same product."""
+    filters = mel_filters(num_mel_bins)
+    sparse = SparseFilterbank.of(filters)
+    assert len(sparse.weights) == np.count_nonzero(filters) < filters.size / 20
+    power = np.random.default_rng(0).random((37, filters.shape[0])) * 1e3
+    np.testing.assert_allclose(sparse.apply(power), power @ filters, rtol=1e-12, atol=0)
+    lone = np.zeros((filters.shape[0], 3))
+    lone[5, 1], lone[7, 2] = 0.5, 2.0  # mel bins covering no FFT bin read 0
+    np.testing.assert_array_equal(SparseFilterbank.of(lone).apply(power), power @ lone)
 
 
 def test_log_mel_matches_transformers(feature_extractor, utterances):
