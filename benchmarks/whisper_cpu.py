@@ -11,7 +11,8 @@ features too, so the two differ by their arithmetic only (faster-whisper would p
 CTranslate2 models are converted from the same Hugging Face weights with its own converter.
 Our engines are built as `asr-engines build` builds them by default (the int8 engine's encoder form and each
 engine's encoder trim margin decided by measurement against the whole-window fp32 graphs: measure/choices.py)
-and run as `load_recognizer` runs them by default. More figures beside those default rows: the other choice of
+and run as `load_recognizer` runs them by default, in a process whose ONNX Runtime engines share one thread pool
+(`share_thread_pool(--threads)`, as the command line runs them). More figures beside those default rows: the other choice of
 window for fp32 and int8 (`whole`, or `trim8` where the default is the whole window), and `batch8`, eight
 utterances decoded at a time (`transcribe_batch`; RTFx over the same audio). The last line reads
 `ratio best/ct2_int8=X.XX wer_delta=Y.YY`: our fastest default engine (one utterance at a time) within 0.5 WER
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr_engines import load_recognizer
+from asr_engines import load_recognizer, share_thread_pool
 from asr_engines.audio import SAMPLE_RATE
 from asr_engines.calibration.datasets import DEFAULT_DATASET, load_dataset
 from asr_engines.engines.backends import make_builder
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT.parent / "shared" / "models" / "whisper-tiny.en-hf")
     add_pass_options(parser)
     args = parser.parse_args()
+    share_thread_pool(args.threads)
 
     cache_for(WORK)
     source = resolve_model(str(args.model))

@@ -21,6 +21,7 @@ from asr_engines.measure.memory import CONTAMINATION_MB, MemoryWatcher
 from asr_engines.measure.meters import Measurement, open_meter
 from asr_engines.measure.results import BenchRow
 from asr_engines.measure.wer import UNJUDGEABLE_WER_PCT, corpus_wer
+from asr_engines.runtime.backends import share_thread_pool
 from asr_engines.runtime.recognizer import Recognizer, load_recognizer
 from asr_engines.runtime.whisper import PRECISION_DEFAULT, TrimMargin
 from asr_engines.variants import PRECISIONS, Precision
@@ -60,6 +61,7 @@ def measure_engine(path: str, settings: BenchSettings, baseline_w: float | None,
     meter.start()
     try:
         with MemoryWatcher(idle_system_mb) as memory:
+            share_thread_pool(settings.threads)  # as the command line runs engines; this process is the engine's own
             started = time.perf_counter()
             recognizer = load_recognizer(path, threads=settings.threads, trim_margin_s=settings.trim_margin_s)
             load_s = time.perf_counter() - started

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +13,8 @@ import numpy as np
 
 from asr_engines.runtime.engine import ClosedOnExit, DeviceTensor, EngineError, Feeds, TensorInfo
 from asr_engines.variants import Variant
+
+logger = logging.getLogger(__name__)
 
 _NUMPY_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
                  "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
@@ -35,13 +40,17 @@ class OnnxRuntimeEngine(ClosedOnExit):
         # The memory pattern plans one block per input shape on top of what the arena already holds: a higher peak
         # on varying lengths, at the same speed.
         options.enable_mem_pattern = False
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        if takes_turns:
-            # Sessions taking turns (Whisper's three graphs): spinning idle threads of one steal the cores the
-            # next needs. A lone session spins, a little faster.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.shares_pool = _on_shared_pool(threads)
+        if self.shares_pool:
+            options.use_per_session_threads = False
+        else:
+            if threads:
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+            if takes_turns:
+                # Sessions taking turns, each with a pool of its own: spinning idle threads of one steal the cores
+                # the next needs (share_thread_pool avoids it). A lone session spins, a little faster.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = onnxruntime.get_available_providers()
         chosen = providers or [provider for provider in PROVIDER_ORDER if provider in available]
         try:
@@ -97,6 +106,61 @@ class OnnxRuntimeEngine(ClosedOnExit):
 
     def close(self) -> None:
         self._session = None
+
+
+#: Set to 1, `share_thread_pool` does nothing.
+OWN_POOLS_VARIABLE = "ASR_ENGINES_OWN_THREAD_POOLS"
+#: Intra-op threads asked for the process's one pool by `share_thread_pool` (0: the runtime's default); None:
+#: not asked, every session has a pool of its own.
+_pool_asked: int | None = None
+#: Its size once made: ONNX Runtime makes the global pool once per process and cannot resize it.
+_pool_made: int | None = None
+_pool_lock = threading.Lock()
+
+
+def share_thread_pool(threads: int | None = None) -> None:
+    """Run every ONNX Runtime engine this process loads from now on over one pool of `threads` CPU threads (default:
+    the runtime's, one per core), its threads spinning between calls.
+
+    Graphs that take turns (Whisper's encoder, decoder and KV-cache decoder; Moonshine's) then never wait for a
+    core another graph's idle threads spin on, so they need not sleep between calls: Whisper tiny.en fp32 ran about
+    30 % faster on two cores (docs/results/2026-12-06-shared-thread-pool.md). The command line (`transcribe`,
+    `bench`, `serve`) does this. It is process-wide: once the pool exists ONNX Runtime refuses any session with a
+    pool of its own, this package's or an app's (an app's own `InferenceSession` then needs
+    `SessionOptions.use_per_session_threads = False`), and an engine loaded with another `threads` runs on the pool
+    as made. Asking again for the size already asked is harmless; another size raises EngineError. With
+    `ASR_ENGINES_OWN_THREAD_POOLS=1` in the environment it does nothing (a process that also makes sessions of its
+    own; the test suite, which runs commands in its own process)."""
+    global _pool_asked
+    if os.environ.get(OWN_POOLS_VARIABLE) == "1":
+        logger.debug("%s=1: every ONNX Runtime session keeps a thread pool of its own", OWN_POOLS_VARIABLE)
+        return
+    with _pool_lock:
+        size = threads or 0
+        if _pool_asked is not None and _pool_asked != size:
+            raise EngineError(f"this process already shares one ONNX Runtime pool of {_pool_asked or 'default'} threads; "
+                              "it cannot be resized")
+        _pool_asked = size
+
+
+def _on_shared_pool(threads: int | None) -> bool:
+    """Whether a session made now runs on the process's one pool (made here, on the first such session)."""
+    global _pool_made
+    with _pool_lock:
+        if _pool_asked is None:
+            return False
+        if _pool_made is None:
+            import onnxruntime
+
+            try:
+                onnxruntime.set_global_thread_pool_sizes(_pool_asked, 1)
+            except Exception as error:  # made by other code of the process first: it has to serve us too
+                logger.info("ONNX Runtime's global thread pool was made elsewhere; engines run on it (%s)", error)
+            _pool_made = _pool_asked
+        if threads and threads != _pool_made:
+            logger.info("threads=%d: ONNX Runtime engines run on the process's shared pool of %s threads", threads,
+                        _pool_made or "default")
+        return True
 
 
 def _info(arg) -> TensorInfo:

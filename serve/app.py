@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from asr_engines.runtime.backends import share_thread_pool
 from asr_engines.runtime.recognizer import Recognizer, load_recognizer
 from asr_engines.runtime.streaming import StreamOptions
 from asr_engines.serve.metrics import Metrics
@@ -127,6 +128,7 @@ async def _start_http(scheduler: Scheduler, options: ServeOptions, languages: li
 
 
 def run(engine: str | Path, options: ServeOptions, threads: int | None = None) -> None:
-    """Load `engine` (its manifest) and serve it until stopped."""
+    """Load `engine` (its manifest) and serve it until stopped; ONNX Runtime engines on one shared thread pool."""
+    share_thread_pool(threads)
     with load_recognizer(engine, threads=threads) as recognizer:
         asyncio.run(serve(recognizer, options))

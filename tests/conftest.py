@@ -16,6 +16,9 @@ SHARED_WHISPER = Path(__file__).resolve().parents[2] / "shared" / "models" / "wh
 #: tiny.en's config and tokenizer files without its weights (what the random Whisper needs): SHARED_WHISPER, or a copy
 #: named by ASR_ENGINES_WHISPER_FILES where ../shared does not travel (`make gpu-kit` makes one, docs/gpu.md).
 WHISPER_FILES = Path(os.environ.get("ASR_ENGINES_WHISPER_FILES") or SHARED_WHISPER)
+# Commands run in this process (CliRunner) would make ONNX Runtime's process-wide thread pool, after which every
+# session of the suite would have to use it (runtime/onnxruntime_engine.py, share_thread_pool): keep pools per session.
+os.environ["ASR_ENGINES_OWN_THREAD_POOLS"] = "1"
 VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
 
 

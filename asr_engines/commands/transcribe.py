@@ -9,6 +9,7 @@ import click
 
 from asr_engines.audio import AudioError, Recording
 from asr_engines.manifest import ManifestError
+from asr_engines.runtime.backends import share_thread_pool
 from asr_engines.runtime.engine import EngineError
 from asr_engines.runtime.recognizer import load_recognizer
 from asr_engines.runtime.whisper import PRECISION_DEFAULT, parse_trim_margin
@@ -38,6 +39,7 @@ def command(engine: str, audio: tuple[str, ...], threads: int | None, trim_margi
     its .json manifest). One file: its text; several: path<TAB>text per line."""
     try:
         margin = parse_trim_margin(trim_margin)
+        share_thread_pool(threads)
         recognizer = load_recognizer(engine, threads=threads, trim_margin_s=margin, language=language, task=task)
     except (ManifestError, EngineError, ValueError) as error:
         sys.exit(f"transcribe: {error}")
