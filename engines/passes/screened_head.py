@@ -2,18 +2,19 @@
 the memory traffic.
 
 Each step of the fp32 decoder reads the 51,864 x 384 vocabulary projection (80 MB of float32) to choose one token:
-on a CPU that read is bandwidth-bound: 38.7 % of tiny.en's decoder kernel time (docs/results/2026-12-06-screened-head.md). The
-screened head reads an int8 copy of it (20 MB, one scale per token, activations quantized per call) to rank every
-token, keeps the `candidates` best, and computes their logits exactly, in float32, from the tied embedding rows
-the decoder already holds. The suppressed tokens are masked before the ranking; the greedy choice is made among
-the candidates' exact logits, so it is fp32's choice unless fp32's best token ranks below `candidates` by the int8
-estimate (fp32's tokens in every test; tiny.en's WER on the benchmark's 70 utterances unchanged, 8.05 %). Outputs,
-as the argmax head (token_head.py) names them:
+on a CPU that read is bandwidth-bound: 38.7 % of tiny.en's decoder kernel time (docs/results/2026-12-06-screened-head.md).
+The screened head reads a 4-bit copy of it (ONNX Runtime's MatMulNBits: one scale per 32 weights, 12 MB) to rank
+every token, keeps the `candidates` best, and computes their logits exactly, in float32, from the tied embedding
+rows the decoder already holds. The suppressed tokens are masked before the ranking; the greedy choice is made
+among the candidates' exact logits, so it is fp32's choice unless fp32's best token ranks below `candidates` by
+the estimate (fp32's tokens in every test and on the benchmark's 70 utterances). Outputs, as the argmax head
+(token_head.py) names them:
 
 - `next_token` [batch, 1]: the best unsuppressed candidate by its exact logit;
-- `next_token_logprob` [batch, 1]: its exact logit minus the log-sum-exp of the int8 estimates over the
-  unsuppressed vocabulary (openai-whisper's `avg_logprob` and the no-speech rule read it; 0.026 off on a tiny.en
-  step);
+- `next_token_logprob` [batch, 1]: its exact logit minus the log-sum-exp over the unsuppressed vocabulary, the
+  candidates' exact logits and the other tokens' estimates (openai-whisper's `avg_logprob` and the no-speech
+  rule read it; the candidates hold nearly all the mass, so the estimates' error barely reaches it:
+  docs/results/2026-12-06-shared-thread-pool.md);
 - `logits` as exported, computed in fp32 only when the input `logits_wanted` is true (long-form decoding, whose
   timestamp rules read them), else an empty tensor: an `If` runs one branch, so a step that does not want them
   does not read the 80 MB.
@@ -26,8 +27,10 @@ from pathlib import Path
 from asr_engines.engines.passes.token_head import TokenHeadError, reduce_last_axis
 from asr_engines.families import LOGITS_WANTED, NEXT_TOKEN, NEXT_TOKEN_LOGPROB
 
-#: Tokens whose exact logit is computed each step: far past where fp32's choice ranks by the int8 estimate.
+#: Tokens whose exact logit is computed each step: far past where fp32's choice ranks by the estimate.
 SCREENED_CANDIDATES = 64
+#: The estimate's weights: bits each, and how many share one scale along the hidden axis (MatMulNBits' block).
+ESTIMATE_BITS, ESTIMATE_BLOCK = 4, 32
 
 
 def add_screened_head(source: Path, target: Path, decoder: dict, candidates: int = SCREENED_CANDIDATES) -> None:
@@ -54,9 +57,12 @@ def add_screened_head(source: Path, target: Path, decoder: dict, candidates: int
     mask = np.zeros(weight.shape[1], np.float32)
     mask[[token for token in decoder["suppress_tokens"] if token < len(mask)]] = -np.inf
     opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+    packed, scales = _four_bit_blocks(weight)
     constants = {"screen/mask": mask, "screen/k": np.array([candidates], np.int64), "screen/axis2": np.array([2], np.int64),
-                 "screen/last": np.array([-1], np.int64)}
+                 "screen/last": np.array([-1], np.int64), "screen/packed": packed, "screen/scales": scales}
     graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
+    if not any(entry.domain == "com.microsoft" for entry in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
 
     def reduce(op: str, data: str, out: str) -> onnx.NodeProto:
         return reduce_last_axis(op, data, out, opset, "screen/last")
@@ -69,7 +75,9 @@ def add_screened_head(source: Path, target: Path, decoder: dict, candidates: int
     graph.node.remove(projection)
     graph.node.extend([
         helper.make_node("If", [LOGITS_WANTED], ["logits"], name="screen/Logits", then_branch=full, else_branch=empty),
-        helper.make_node("MatMul", [hidden, weight_name], ["screen/estimates"], name="screen/MatMul"),
+        helper.make_node("MatMulNBits", [hidden, "screen/packed", "screen/scales"], ["screen/estimates"], name="screen/MatMulNBits",
+                         domain="com.microsoft", K=weight.shape[0], N=weight.shape[1], bits=ESTIMATE_BITS,
+                         block_size=ESTIMATE_BLOCK, accuracy_level=4),  # 4: int8 arithmetic, VNNI where the CPU has it
         helper.make_node("Add", ["screen/estimates", "screen/mask"], ["screen/masked_estimates"], name="screen/MaskEstimates"),
         # suppressed tokens: -inf, never among the candidates
         helper.make_node("TopK", ["screen/masked_estimates", "screen/k"], ["screen/top", "screen/ids"], name="screen/TopK", axis=-1),
@@ -81,7 +89,14 @@ def add_screened_head(source: Path, target: Path, decoder: dict, candidates: int
         helper.make_node("GatherElements", ["screen/ids", "screen/best_index"], ["screen/token3"], name="screen/Token", axis=-1),
         reduce("ReduceMax", "screen/token3", NEXT_TOKEN),  # [batch, 1, 1] -> [batch, 1]
         reduce("ReduceMax", "screen/exact", "screen/best"),
-        reduce("ReduceLogSumExp", "screen/masked_estimates", "screen/norm"),
+        # the normalizer: the candidates' exact logits, the other tokens' estimates
+        helper.make_node("Shape", ["screen/ids"], ["screen/ids_shape"], name="screen/IdsShape"),
+        helper.make_node("ConstantOfShape", ["screen/ids_shape"], ["screen/minus_inf"], name="screen/MinusInf",
+                         value=numpy_helper.from_array(np.array([-np.inf], np.float32))),
+        helper.make_node("ScatterElements", ["screen/masked_estimates", "screen/ids", "screen/minus_inf"], ["screen/others"],
+                         name="screen/Others", axis=-1),
+        helper.make_node("Concat", ["screen/exact", "screen/others"], ["screen/normalized"], name="screen/Normalized", axis=-1),
+        reduce("ReduceLogSumExp", "screen/normalized", "screen/norm"),
         helper.make_node("Sub", ["screen/best", "screen/norm"], [NEXT_TOKEN_LOGPROB], name="screen/LogProb"),
     ])
     logits = next(output for output in graph.output if output.name == "logits")
@@ -90,17 +105,21 @@ def add_screened_head(source: Path, target: Path, decoder: dict, candidates: int
     graph.output.extend([helper.make_tensor_value_info(NEXT_TOKEN, TensorProto.INT64, ["batch_size", 1]),
                          helper.make_tensor_value_info(NEXT_TOKEN_LOGPROB, TensorProto.FLOAT, ["batch_size", 1])])
     onnx.checker.check_model(model)
-    unquantized = target.with_name(f"{target.stem}.unquantized.onnx")
-    onnx.save(model, str(unquantized))
-    try:
-        _quantize_estimates(unquantized, target)
-    finally:
-        unquantized.unlink()
+    onnx.save(model, str(target))
 
 
-def _quantize_estimates(source: Path, target: Path) -> None:
-    """The estimating MatMul with int8 weights, one scale per token (a shared scale would blur the rare tokens)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def _four_bit_blocks(weight):
+    """MatMulNBits' form of `weight` [hidden, vocabulary]: per token, blocks of ESTIMATE_BLOCK hidden weights, each
+    rounded to a signed 4-bit multiple of its own scale (max |w| / 7), stored offset by 8 (the op's default zero
+    point), two to a byte, the first in the low nibble. Returns (packed [vocabulary, blocks, block / 2] uint8,
+    scales [vocabulary, blocks] float32)."""
+    import numpy as np
 
-    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul"], nodes_to_quantize=["screen/MatMul"],
-                     per_channel=True, weight_type=QuantType.QInt8)
+    hidden, vocabulary = weight.shape
+    if hidden % ESTIMATE_BLOCK:
+        raise TokenHeadError(f"hidden size {hidden} is not a multiple of the estimate's block of {ESTIMATE_BLOCK}")
+    blocks = weight.T.reshape(vocabulary, hidden // ESTIMATE_BLOCK, ESTIMATE_BLOCK).astype(np.float32)
+    scales = np.abs(blocks).max(axis=-1) / 7
+    scales[scales == 0] = 1  # an all-zero block: any scale gives zeros
+    codes = (np.clip(np.round(blocks / scales[..., np.newaxis]), -8, 7) + 8).astype(np.uint8)
+    return codes[..., 0::2] | (codes[..., 1::2] << 4), scales.astype(np.float32)
