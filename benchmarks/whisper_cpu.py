@@ -95,7 +95,6 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT.parent / "shared" / "models" / "whisper-tiny.en-hf")
     add_pass_options(parser)
     args = parser.parse_args()
-    share_thread_pool(args.threads)
 
     cache_for(WORK)
     source = resolve_model(str(args.model))
@@ -106,6 +105,8 @@ def main() -> None:
     if not int8_manifest.is_file():
         build_engines(onnx_dir, engines_dir, make_builder("onnxruntime"), list(PRECISIONS), CalibrationSettings(count=32),
                       judge=lambda model: engine_judge(model, DEFAULT_DATASET))
+    # after the build: ONNX Runtime's quantizer makes sessions of its own, refused once the shared pool exists
+    share_thread_pool(args.threads)
     utterances = load_dataset()[: args.limit]
     audio, references = [u.load() for u in utterances], [u.text for u in utterances]
     audio_s = sum(map(len, audio)) / SAMPLE_RATE

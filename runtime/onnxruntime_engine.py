@@ -126,11 +126,11 @@ def share_thread_pool(threads: int | None = None) -> None:
     core another graph's idle threads spin on, so they need not sleep between calls: Whisper tiny.en fp32 ran about
     30 % faster on two cores (docs/results/2026-12-06-shared-thread-pool.md). The command line (`transcribe`,
     `bench`, `serve`) does this. It is process-wide: once the pool exists ONNX Runtime refuses any session with a
-    pool of its own, this package's or an app's (an app's own `InferenceSession` then needs
-    `SessionOptions.use_per_session_threads = False`), and an engine loaded with another `threads` runs on the pool
-    as made. Asking again for the size already asked is harmless; another size raises EngineError. With
-    `ASR_ENGINES_OWN_THREAD_POOLS=1` in the environment it does nothing (a process that also makes sessions of its
-    own; the test suite, which runs commands in its own process)."""
+    pool of its own: this package's, an app's (its own `InferenceSession` then needs
+    `SessionOptions.use_per_session_threads = False`) or ONNX Runtime's quantizer's (build engines first, or in
+    another process). An engine loaded with another `threads` runs on the pool as made. Asking again for the size
+    already asked is harmless; another size raises EngineError. With `ASR_ENGINES_OWN_THREAD_POOLS=1` in the
+    environment it does nothing (for a process that makes sessions of its own, as the test suite does)."""
     global _pool_asked
     if os.environ.get(OWN_POOLS_VARIABLE) == "1":
         logger.debug("%s=1: every ONNX Runtime session keeps a thread pool of its own", OWN_POOLS_VARIABLE)
