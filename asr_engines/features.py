@@ -140,9 +140,12 @@ class WhisperFrontEnd:
         as transformers pads it. The 8-decade floor sits under `top`, the whole recording's highest log10 mel
         (`log10_top`); it is computed here when not given. Only the samples those frames read are touched, a block
         of frames at a time, so a window of a 3-hour `Recording` costs a window's memory."""
-        frames = self.frames_in(len(audio)) - first if frames is None else frames
-        top = self.log10_top(audio) if top is None else top
+        total = self.frames_in(len(audio))
+        frames = total - first if frames is None else frames
         log_spec = self._log10_mel(audio, first, frames)
+        if top is None:  # the frames computed are the whole recording's (a short one): its top is theirs
+            whole = first == 0 and frames == total
+            top = (float(log_spec.max()) if frames else -10.0) if whole else self.log10_top(audio)
         np.maximum(log_spec, top - 8.0, out=log_spec)
         return (log_spec + 4.0) / 4.0
 

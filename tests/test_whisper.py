@@ -51,6 +51,20 @@ def test_log_mel_matches_transformers(feature_extractor, utterances):
     assert max(differences) < 1e-4  # float32 rounding of a [-1.5, 1.5] range: measured 1.6e-5
 
 
+def test_a_whole_recordings_log_mel_is_transformed_once(utterances, monkeypatch):
+    """Asked for every frame, the front end takes the floor's top from the frames it computed, not from a second
+    transform of the recording: the same values as with the top read separately."""
+    front_end = WhisperFrontEnd()
+    audio = utterances[0].load().astype(np.float64)
+    expected = front_end.log_mel(audio, 0, None, front_end.log10_top(audio))
+    calls = []
+    transform = WhisperFrontEnd._log10_mel
+    monkeypatch.setattr(WhisperFrontEnd, "_log10_mel", lambda self, *args: calls.append(args[1:]) or transform(self, *args))
+    assert np.array_equal(front_end.log_mel(audio), expected)
+    assert calls == [(0, front_end.frames_in(len(audio)))]
+    assert front_end.log_mel(np.zeros(100)).shape == (80, 0)  # no frame at all
+
+
 def test_the_first_frames_alone_are_the_whole_windows_first_frames(utterances):
     """A trimmed encoder's input is computed over the audio and the frames it needs, not the whole window:
     the same values, the floor included (its maximum is the audio's), silence and a cut recording too."""
