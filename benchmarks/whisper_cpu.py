@@ -12,9 +12,9 @@ CTranslate2 models are converted from the same Hugging Face weights with its own
 Our engines are built as `asr-engines build` builds them by default (the int8 engine's encoder form and each
 engine's encoder trim margin decided by measurement against the whole-window fp32 graphs: measure/choices.py)
 and run as `load_recognizer` runs them by default, in a process whose ONNX Runtime engines share one thread pool
-(`share_thread_pool(--threads)`, as the command line runs them). More figures beside those default rows: the other choice of
-window for fp32 and int8 (`whole`, or `trim8` where the default is the whole window), and `batch8`, eight
-utterances decoded at a time (`transcribe_batch`; RTFx over the same audio). The last line reads
+(`share_thread_pool(--threads)`, as the command line runs them). More figures beside those default rows: the
+other choice of window for fp32 and int8 (`whole`, or `trim8` where the default is the whole window), and
+`batch8`, eight utterances decoded at a time (`transcribe_batch`; RTFx over the same audio). The last line reads
 `ratio best/ct2_int8=X.XX wer_delta=Y.YY`: our fastest default engine (one utterance at a time) within 0.5 WER
 points of CTranslate2 int8, its RTFx over CT2 int8's, and its WER minus CT2 int8's (points), then the machine's
 load around the passes (`load_before=L other_cores=C comparable=yes|no`, measure/machine_load.py; it first waits
