@@ -56,8 +56,8 @@ EXAMPLES = """Examples:
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend [default: the backend's choice].")
 @click.option("--trim-margin", default=PRECISION_DEFAULT, show_default=True, metavar="SECONDS|off|default",
               help="Whisper on ONNX Runtime: encoder on the audio plus SECONDS instead of a 30 s window; off: the whole "
-                   "window; default: by the encoder's precision (8 s for fp32 and fp16 encoders, which ONNX Runtime's "
-                   "int8 engines have too; the whole window for an int8 encoder: docs/results/2026-12-02-whisper-trim.md).")
+                   "window; default: the margin the engine's build measured and kept (asr-engines report shows it; "
+                   "engines built before that: by the encoder's precision, docs/results/2026-12-05-trim-decision.md).")
 @click.option("--meter", default="auto", show_default=True, type=click.Choice(METERS), help="Power source.")
 @click.option("--meter-root", default="/", show_default=True, help="Stands in for / when reading sysfs (tests).")
 @click.option("--sample-hz", type=click.FloatRange(min=0, min_open=True), help="Power sampling rate [default: the meter's].")

@@ -29,8 +29,8 @@ EXAMPLES = """Examples:
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend [default: the backend's].")
 @click.option("--trim-margin", default=PRECISION_DEFAULT, show_default=True, metavar="SECONDS|off|default",
               help="Whisper on ONNX Runtime: run the encoder on the audio plus SECONDS, not a whole 30 s window (a window "
-                   "whose text loops is decoded again whole); off: the whole window; default: by the encoder's precision "
-                   "(docs/results/2026-11-whisper-trim.md).")
+                   "whose text loops is decoded again whole); off: the whole window; default: the margin the engine's build "
+                   "measured and kept (docs/results/2026-12-05-trim-decision.md).")
 @click.option("--language", help="A multilingual Whisper's language (a code: fr) [default: detected per file].")
 @click.option("--task", type=click.Choice(["transcribe", "translate"]), help="A multilingual Whisper's task (translate: into English).")
 def command(engine: str, audio: tuple[str, ...], threads: int | None, trim_margin: str, language: str | None,
