@@ -145,7 +145,7 @@ class WhisperFrontEnd:
         log_spec = self._log10_mel(audio, first, frames)
         if top is None:  # the frames computed are the whole recording's (a short one): its top is theirs
             whole = first == 0 and frames == total
-            top = (float(log_spec.max()) if frames else -10.0) if whole else self.log10_top(audio)
+            top = float(log_spec.max()) if whole and frames else self.log10_top(audio)
         np.maximum(log_spec, top - 8.0, out=log_spec)
         return (log_spec + 4.0) / 4.0
 
