@@ -76,6 +76,10 @@ class MoonshineFrontEnd:
         return {"kind": "moonshine", "input_name": self.input_name, "mask_name": self.mask_name}
 
 
+#: A frame's log10 mel where it reads only zeros: the 1e-10 floor (as `_log10_mel` computes it).
+_ZERO_FRAME_LOG10 = np.float32(np.log10(1e-10))
+
+
 def _hertz_to_mel(hertz: np.ndarray) -> np.ndarray:
     """Slaney's mel scale: linear below 1 kHz, logarithmic above (as librosa and transformers)."""
     hertz = np.asarray(hertz, np.float64)
@@ -120,15 +124,18 @@ class WhisperFrontEnd:
     def __call__(self, audio: np.ndarray, frames: int | None = None) -> dict[str, np.ndarray]:
         """The log-mel of one 30 s window, or only its first `frames` (a trimmed encoder's input) with the values
         the whole window has there. Past the audio the window is zeros, and a frame that reads only zeros sits at
-        the floor, so leaving such frames out changes neither the frames kept nor the maximum the floor is
-        taken from: only the audio, the frames asked for and the samples they read are transformed."""
-        samples = int(self.chunk_s * SAMPLE_RATE)
-        clip = np.asarray(audio, np.float64)[:samples]
-        if frames is not None:
-            samples = min(samples, max(clip.size, frames * self.hop_length) + self.n_fft)
-        waveform = np.zeros(samples, np.float64)
-        waveform[: clip.size] = clip
-        return {self.input_name: self.log_mel(waveform)[np.newaxis, :, :frames]}
+        the floor, so only the frames that read audio are transformed (a 5 s utterance: 502 of 3,000) and the others
+        filled: the values are the same, and so is the maximum the floor is taken from."""
+        clip = np.asarray(audio, np.float64)[: int(self.chunk_s * SAMPLE_RATE)]
+        frames = self.window_frames if frames is None else min(frames, self.window_frames)
+        # frame i reads samples i * hop - n_fft / 2 up to i * hop + n_fft / 2 - 1 (the STFT's centring)
+        audible = min(self.window_frames, (clip.size + self.n_fft // 2 - 1) // self.hop_length + 1)
+        waveform = np.zeros(min(int(self.chunk_s * SAMPLE_RATE), clip.size + self.n_fft), np.float64)
+        waveform[: clip.size] = clip  # zeros past the audio, as in the window, up to where the frames read
+        log_spec = np.full((self.num_mel_bins, max(frames, audible)), _ZERO_FRAME_LOG10, np.float32)
+        log_spec[:, :audible] = self._log10_mel(waveform, 0, audible)
+        np.maximum(log_spec, float(log_spec[:, :audible].max()) - 8.0, out=log_spec)
+        return {self.input_name: ((log_spec[:, :frames] + 4.0) / 4.0)[np.newaxis]}
 
     def frames_in(self, samples: int) -> int:
         """Log-mel frames of a recording of `samples` (transformers drops the STFT's last frame)."""

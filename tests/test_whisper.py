@@ -79,6 +79,28 @@ def test_the_first_frames_alone_are_the_whole_windows_first_frames(utterances):
         np.testing.assert_allclose(first, whole[..., :frames], rtol=0, atol=1e-6)
 
 
+def test_only_the_frames_that_read_audio_are_transformed(monkeypatch):
+    """Past the audio the window is zeros: those frames are filled with the floor, not transformed, and every value
+    is the one the whole zero-padded window's log-mel has (recordings of a few samples, and up to and over 30 s)."""
+    front_end = WhisperFrontEnd()
+    window = int(front_end.chunk_s * 16_000)
+    transformed = []
+    transform = WhisperFrontEnd._log10_mel
+    monkeypatch.setattr(WhisperFrontEnd, "_log10_mel", lambda self, *args: transformed.append(args[2]) or transform(self, *args))
+    rng = np.random.default_rng(3)
+    for samples in (0, 1, 199, 200, 201, 360, 80_000, window - 199, window, window + 5_000):
+        audio = rng.uniform(-0.2, 0.2, samples).astype(np.float32)
+        padded = np.zeros(window)
+        padded[: min(samples, window)] = audio[:window]
+        whole = front_end.log_mel(padded)
+        for frames in (None, 2, 3000, 4000):
+            transformed.clear()
+            features = front_end(audio, frames)["input_features"]
+            assert features.shape == (1, 80, min(frames or 3000, 3000))
+            assert np.array_equal(features[0], whole[:, : features.shape[2]]), (samples, frames)
+            assert transformed == [min(3000, (min(samples, window) + 199) // 160 + 1)]
+
+
 def test_greedy_tokens_match_transformers_generate(tiny_whisper, tiny_whisper_engines, utterances):
     import torch
     from transformers import WhisperForConditionalGeneration
