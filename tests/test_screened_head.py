@@ -112,3 +112,33 @@ def test_the_estimate_weights_are_four_bit_blocks_within_half_a_step():
     restored = (codes * scales[..., np.newaxis]).reshape(10, 64).T
     assert np.all(np.abs(restored - weight) <= np.repeat(scales.T, ESTIMATE_BLOCK, axis=0) / 2 + 1e-7)
     assert np.abs(restored).max(axis=0).tolist() == pytest.approx(np.abs(weight).max(axis=0).tolist(), rel=1e-6)
+
+
+def _log_softmax(scores: np.ndarray) -> np.ndarray:
+    top = scores.max(axis=-1, keepdims=True)
+    return scores - top - np.log(np.exp(scores - top).sum(axis=-1, keepdims=True))
+
+
+def test_the_argmax_head_gives_the_tokens_and_no_speech_log_probabilities(tiny_whisper_onnx, tmp_path):
+    """The greedy head of the first decoder: the best unsuppressed token after the prompt, its log-probability over
+    the masked logits and the no-speech token's at the start of the transcript, as numpy computes them."""
+    from asr_engines.engines.assets import read_exported_model
+    from asr_engines.engines.passes.token_head import add_token_head
+    from asr_engines.families import NO_SPEECH_LOGPROB
+
+    decoder = read_exported_model(tiny_whisper_onnx).decoder
+    source = tiny_whisper_onnx / "decoder_model.onnx"
+    add_token_head(source, tmp_path / "head.onnx", decoder, first=True)
+    plain, head = _session(source), _session(tmp_path / "head.onnx")
+    rng = np.random.default_rng(2)
+    feeds = {"input_ids": rng.integers(0, 50000, (3, 4), dtype=np.int64),
+             "encoder_hidden_states": rng.standard_normal((3, 40, 64)).astype(np.float32)}
+    feeds = {arg.name: feeds[arg.name] for arg in plain.get_inputs()}
+    logits = plain.run(["logits"], feeds)[0]
+    masked = logits[:, -1].copy()
+    masked[:, decoder["suppress_tokens"] + decoder["begin_suppress_tokens"]] = -np.inf
+    outputs = dict(zip([output.name for output in head.get_outputs()], head.run(None, feeds)))
+    assert outputs[NEXT_TOKEN][:, 0].tolist() == masked.argmax(axis=-1).tolist()
+    np.testing.assert_allclose(outputs[NEXT_TOKEN_LOGPROB][:, 0], _log_softmax(masked).max(axis=-1), rtol=0, atol=1e-5)
+    no_speech = decoder["no_timestamps_id"] - 1
+    np.testing.assert_allclose(outputs[NO_SPEECH_LOGPROB][:, 0], _log_softmax(logits[:, 0])[:, no_speech], rtol=0, atol=1e-5)

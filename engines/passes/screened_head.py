@@ -88,16 +88,13 @@ def add_screened_head(source: Path, target: Path, decoder: dict, candidates: int
         helper.make_node("ArgMax", ["screen/exact"], ["screen/best_index"], name="screen/ArgMax", axis=-1, keepdims=1),
         helper.make_node("GatherElements", ["screen/ids", "screen/best_index"], ["screen/token3"], name="screen/Token", axis=-1),
         reduce("ReduceMax", "screen/token3", NEXT_TOKEN),  # [batch, 1, 1] -> [batch, 1]
-        reduce("ReduceMax", "screen/exact", "screen/best"),
-        # the normalizer: the candidates' exact logits, the other tokens' estimates
-        helper.make_node("Shape", ["screen/ids"], ["screen/ids_shape"], name="screen/IdsShape"),
-        helper.make_node("ConstantOfShape", ["screen/ids_shape"], ["screen/minus_inf"], name="screen/MinusInf",
-                         value=numpy_helper.from_array(np.array([-np.inf], np.float32))),
-        helper.make_node("ScatterElements", ["screen/masked_estimates", "screen/ids", "screen/minus_inf"], ["screen/others"],
-                         name="screen/Others", axis=-1),
-        helper.make_node("Concat", ["screen/exact", "screen/others"], ["screen/normalized"], name="screen/Normalized", axis=-1),
-        reduce("ReduceLogSumExp", "screen/normalized", "screen/norm"),
-        helper.make_node("Sub", ["screen/best", "screen/norm"], [NEXT_TOKEN_LOGPROB], name="screen/LogProb"),
+        # the normalizer: the candidates' exact logits, the other tokens' estimates; LogSoftmax, not ReduceLogSumExp
+        # (ten times slower on ONNX Runtime's CPU: docs/results/2026-12-07-log-softmax.md)
+        helper.make_node("ScatterElements", ["screen/masked_estimates", "screen/ids", "screen/exact"], ["screen/normalized"],
+                         name="screen/Normalized", axis=-1),
+        helper.make_node("LogSoftmax", ["screen/normalized"], ["screen/logprobs"], name="screen/LogSoftmax", axis=-1),
+        helper.make_node("GatherElements", ["screen/logprobs", "screen/token3"], ["screen/logprob3"], name="screen/LogProb3", axis=-1),
+        reduce("ReduceMax", "screen/logprob3", NEXT_TOKEN_LOGPROB),
     ])
     logits = next(output for output in graph.output if output.name == "logits")
     logits.CopyFrom(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", "positions", "vocabulary"]))
