@@ -36,8 +36,9 @@ class TensorInfo:
 @dataclass(frozen=True)
 class DeviceTensor:
     """An output left where its engine wrote it. Feed it to another run of a graph of the same backend
-    without a copy; only that backend reads `handle` (a device address for TensorRT, an OrtValue for ONNX
-    Runtime). It stays valid until its engine runs again without it among the inputs."""
+    without a copy; only that backend reads `handle` (a device address for TensorRT; for ONNX Runtime an
+    OrtValue on CUDA, a numpy array on a CPU). It stays valid until its engine runs again without it among the
+    inputs."""
 
     backend: str
     shape: tuple[int, ...]
