@@ -76,8 +76,9 @@ class MoonshineFrontEnd:
         return {"kind": "moonshine", "input_name": self.input_name, "mask_name": self.mask_name}
 
 
-#: A frame's log10 mel where it reads only zeros: the 1e-10 floor (as `_log10_mel` computes it).
-_ZERO_FRAME_LOG10 = np.float32(np.log10(1e-10))
+#: Whisper's mel energy floor before log10, and the log10 mel of a frame that reads only zeros: that floor's.
+MEL_FLOOR = 1e-10
+_ZERO_FRAME_LOG10 = np.float32(np.log10(MEL_FLOOR))
 
 
 def _hertz_to_mel(hertz: np.ndarray) -> np.ndarray:
@@ -119,23 +120,27 @@ class WhisperFrontEnd:
     @property
     def window_frames(self) -> int:
         """Log-mel frames in one window (3000 for 30 s)."""
-        return int(self.chunk_s * SAMPLE_RATE) // self.hop_length
+        return self.window_samples // self.hop_length
+
+    @property
+    def window_samples(self) -> int:
+        """Samples in one window (480,000 for 30 s)."""
+        return int(self.chunk_s * SAMPLE_RATE)
 
     def __call__(self, audio: np.ndarray, frames: int | None = None) -> dict[str, np.ndarray]:
         """The log-mel of one 30 s window, or only its first `frames` (a trimmed encoder's input) with the values
         the whole window has there. Past the audio the window is zeros, and a frame that reads only zeros sits at
         the floor, so only the frames that read audio are transformed (a 5 s utterance: 502 of 3,000) and the others
         filled: the values are the same, and so is the maximum the floor is taken from."""
-        clip = np.asarray(audio, np.float64)[: int(self.chunk_s * SAMPLE_RATE)]
+        clip = np.asarray(audio, np.float64)[: self.window_samples]
         frames = self.window_frames if frames is None else min(frames, self.window_frames)
         # frame i reads samples i * hop - n_fft / 2 up to i * hop + n_fft / 2 - 1 (the STFT's centring)
         audible = min(self.window_frames, (clip.size + self.n_fft // 2 - 1) // self.hop_length + 1)
-        waveform = np.zeros(min(int(self.chunk_s * SAMPLE_RATE), clip.size + self.n_fft), np.float64)
+        waveform = np.zeros(min(self.window_samples, clip.size + self.n_fft), np.float64)
         waveform[: clip.size] = clip  # zeros past the audio, as in the window, up to where the frames read
         log_spec = np.full((self.num_mel_bins, max(frames, audible)), _ZERO_FRAME_LOG10, np.float32)
         log_spec[:, :audible] = self._log10_mel(waveform, 0, audible)
-        np.maximum(log_spec, float(log_spec[:, :audible].max()) - 8.0, out=log_spec)
-        return {self.input_name: ((log_spec[:, :frames] + 4.0) / 4.0)[np.newaxis]}
+        return {self.input_name: _floored_and_scaled(log_spec[:, :frames], float(log_spec[:, :audible].max()))[np.newaxis]}
 
     def frames_in(self, samples: int) -> int:
         """Log-mel frames of a recording of `samples` (transformers drops the STFT's last frame)."""
@@ -153,17 +158,16 @@ class WhisperFrontEnd:
         if top is None:  # the frames computed are the whole recording's (a short one): its top is theirs
             whole = first == 0 and frames == total
             top = float(log_spec.max()) if whole and frames else self.log10_top(audio)
-        np.maximum(log_spec, top - 8.0, out=log_spec)
-        return (log_spec + 4.0) / 4.0
+        return _floored_and_scaled(log_spec, top)
 
     def log10_top(self, audio: Samples, block_frames: int = 3000) -> float:
         """The highest log10 mel over the whole recording, the reference of its 8-decade floor; read in blocks."""
         total = self.frames_in(len(audio))
         return max((float(self._log10_mel(audio, start, min(block_frames, total - start)).max())
-                    for start in range(0, total, block_frames)), default=-10.0)  # no frame: the 1e-10 floor
+                    for start in range(0, total, block_frames)), default=float(_ZERO_FRAME_LOG10))  # no frame
 
     def _log10_mel(self, audio: Samples, first: int, frames: int, block_frames: int = 3000) -> np.ndarray:
-        """[num_mel_bins, frames] float32 log10 mel (floored at 1e-10 only) of frames [first, first + frames)."""
+        """[num_mel_bins, frames] float32 log10 mel (floored at MEL_FLOOR only) of frames [first, first + frames)."""
         window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)
         log_spec = np.empty((self.num_mel_bins, frames), np.float32)
         for start in range(0, frames, block_frames):
@@ -172,7 +176,7 @@ class WhisperFrontEnd:
             stacked = np.lib.stride_tricks.sliding_window_view(samples, self.n_fft)[:: self.hop_length][:count]
             power = np.abs(np.fft.rfft(stacked * window, axis=-1)) ** 2
             mel = _cached_filters(self.num_mel_bins, self.n_fft).apply(power)
-            log_spec[:, start : start + count] = np.log10(np.maximum(mel, 1e-10)).T
+            log_spec[:, start : start + count] = np.log10(np.maximum(mel, MEL_FLOOR)).T
         return log_spec
 
     def _frame_samples(self, audio: Samples, first: int, frames: int) -> np.ndarray:
@@ -193,6 +197,11 @@ class WhisperFrontEnd:
     def config(self) -> dict:
         return {"kind": "whisper", "input_name": self.input_name, "num_mel_bins": self.num_mel_bins,
                 "n_fft": self.n_fft, "hop_length": self.hop_length, "chunk_s": self.chunk_s}
+
+
+def _floored_and_scaled(log_spec: np.ndarray, top: float) -> np.ndarray:
+    """Whisper's log-mel from log10 mel: floored 8 decades under `top` (the recording's highest), then scaled."""
+    return (np.maximum(log_spec, top - 8.0) + 4.0) / 4.0
 
 
 @dataclass(frozen=True)

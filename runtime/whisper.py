@@ -180,7 +180,7 @@ class WhisperRecognizer(ClosedOnExit):
         self._max_length = settings["max_length"]
         self._timestamps = TimestampRules(settings["no_timestamps_id"] + 1, self._eos, settings["no_timestamps_id"],
                                           settings["max_initial_timestamp_index"])
-        self._window = int(self._front_end.chunk_s * SAMPLE_RATE)
+        self._window = self._front_end.window_samples
         self._past_names = [info.name for info in decoder_with_past.inputs if info.name.startswith(PAST_PREFIX)]
         self._screened = LOGITS_WANTED in {info.name for info in decoder_with_past.inputs}
         self._no_speech_id = settings["no_timestamps_id"] - 1  # <|nospeech|>, <|nocaptions|> in English-only vocabularies
