@@ -27,6 +27,7 @@ class GraphPart:
     sliced_positions: bool = False  # Whisper's encoder: ONNX Runtime engines take fewer frames (passes/encoder_positions.py)
     cpu_int8: tuple[Variant, ...] = (Variant.INT8,)
     token_head: str = ""  # Whisper's decoders: "first" (reads the prompt) or "next" get a greedy head (passes/token_head.py)
+    attention_heads: str = ""  # the config.json key of its head count, where its attentions may be fused (passes/attention.py)
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,12 @@ CTC = Family(
 #: the faster form where its measured cost holds, else it stays fp32.
 WHISPER = Family(
     "whisper", lambda model_type, architectures: model_type == "whisper",
-    (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True, cpu_int8=ENCODER_CPU_INT8),
-     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=DECODER_CPU_INT8, token_head="first"),
-     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=DECODER_CPU_INT8, token_head="next")),
+    (GraphPart("encoder", "encoder_model.onnx", sliced_positions=True, cpu_int8=ENCODER_CPU_INT8,
+               attention_heads="encoder_attention_heads"),
+     GraphPart("decoder", "decoder_model.onnx", False, cpu_int8=DECODER_CPU_INT8, token_head="first",
+               attention_heads="decoder_attention_heads"),
+     GraphPart("decoder_with_past", "decoder_with_past_model.onnx", False, cpu_int8=DECODER_CPU_INT8, token_head="next",
+               attention_heads="decoder_attention_heads")),
     _whisper_front_end,
     None,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from asr_engines.calibration.stream import CalibrationStream, calibration_stream
 from asr_engines.engines.assets import ExportedModel, read_exported_model
 from asr_engines.engines.builder import Builder, GraphJob
 from asr_engines.engines.int8.budget import Int8Budget, Int8Decision, ProbeFactory, decide_int8
+from asr_engines.engines.passes.attention import fuse_attention
 from asr_engines.engines.passes.screened_head import add_screened_head
 from asr_engines.engines.passes.token_head import add_token_head
 from asr_engines.families import GraphPart
@@ -152,13 +154,16 @@ def _build_graph(model: ExportedModel, part: GraphPart, variant: Variant, graph_
     wanted = builder.greedy_head(variant) if part.token_head else ""
     # the screened head is the KV-cache decoder's; the prompt decoder, read once per window, takes the argmax head
     head = "argmax" if wanted == "screened" and part.token_head != "next" else wanted
+    heads = attention_heads(model.dir, part) if builder.fuses_attention(variant) else 0
+    prepared, fused = prepared_graph(model.dir, part, model.decoder, scratch, head, heads)
     job = GraphJob(model.dir, model.family, part, graph_variant, scratch / name, stream if calibrated else None, out_dir,
-                   decision.float_nodes.get(part.name) if decision and calibrated else None,
-                   prepared_graph(model.dir, part, model.decoder, scratch, head))
+                   decision.float_nodes.get(part.name) if decision and calibrated else None, prepared)
     details = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
     details["variant"] = graph_variant
     if head:
         details["greedy_head"] = head
+    if fused:
+        details["fused_attention"] = fused
     return name, details, [scratch / file for file in details.pop("extra_files", [])]
 
 
@@ -180,18 +185,29 @@ def with_judgements(record: EngineManifest, tried: list[dict], several: bool) ->
     return replace(record, decoder=decoder, int8_forms=forms)
 
 
-def prepared_graph(export_dir: Path, part: GraphPart, decoder: dict, scratch: Path, head: str) -> Path | None:
-    """The exported graph of `part` with its family's passes applied, written into `scratch` (None: it has none).
-    `decoder`: the decoder settings the manifest records; `head`: the greedy head to add, `argmax` or `screened`
-    (Builder.greedy_head) or "" (none)."""
-    if not part.token_head or not head:
-        return None
-    prepared = scratch / f"{part.name}.head.onnx"
+def prepared_graph(export_dir: Path, part: GraphPart, decoder: dict, scratch: Path, head: str,
+                   heads: int = 0) -> tuple[Path | None, int]:
+    """The exported graph of `part` with its family's passes applied, written into `scratch` (None: it has none),
+    and how many attentions were fused. `decoder`: the decoder settings the manifest records; `head`: the greedy
+    head to add, `argmax` or `screened` (Builder.greedy_head) or "" (none); `heads`: the attention's head count
+    where its attentions are to be fused (passes/attention.py), else 0."""
+    head = head if part.token_head else ""
+    if not head and not heads:
+        return None, 0
+    prepared = scratch / f"{part.name}.passes.onnx"
     if head == "screened":
         add_screened_head(export_dir / part.file, prepared, decoder)
-    else:
+    elif head:
         add_token_head(export_dir / part.file, prepared, decoder, first=part.token_head == "first")
-    return prepared
+    fused = fuse_attention(prepared if head else export_dir / part.file, prepared, heads) if heads else 0
+    return prepared, fused
+
+
+def attention_heads(export_dir: Path, part: GraphPart) -> int:
+    """The head count of `part`'s attentions, where its family fuses them (GraphPart.attention_heads), else 0."""
+    if not part.attention_heads:
+        return 0
+    return int(json.loads((export_dir / "config.json").read_text())[part.attention_heads])
 
 
 def _stage_decoder_assets(model: ExportedModel, scratch: Path, stem: str) -> dict:

@@ -48,6 +48,10 @@ class Builder(Protocol):
         (passes/token_head.py), `screened` (the KV-cache decoder's: passes/screened_head.py) or "" (none)."""
         ...
 
+    def fuses_attention(self, variant: Variant) -> bool:
+        """Whether a `variant` engine's graphs take the fused attention (passes/attention.py) where their part allows."""
+        ...
+
     def variants(self, precision: Precision) -> list[Variant]:
         """The engines one precision yields (ONNX Runtime's int8 gives `int8` and `int8-qdq`)."""
         ...

@@ -205,7 +205,7 @@ def stand_in_whisper(onnx_dir: Path, manifest, durations_s=(2.0, 6.0), max_batch
         for part in WHISPER.graphs:
             ranges = dimension_ranges("whisper", part.name, onnx_dir, durations_s, max_batch=max_batch)
             profile = graph_profile(onnx_dir / part.file, ranges)
-            onnx_path = prepared_graph(onnx_dir, part, manifest.decoder, Path(scratch), "argmax") or onnx_dir / part.file
+            onnx_path = prepared_graph(onnx_dir, part, manifest.decoder, Path(scratch), "argmax")[0] or onnx_dir / part.file
             engine, _ = stand_in_engine(onnx_path, profile.shapes, memory=memory)
             engines[part.name] = CountedEngine(engine, memory, part.name, log)
     return WhisperRecognizer(engines["encoder"], engines["decoder"], engines["decoder_with_past"], manifest,

@@ -152,7 +152,10 @@ def quantize_dynamic_int8(source: Path, target: Path) -> dict:
     and the weights, read once per generated token, shrink four times. One weight scale per output channel:
     tiny.en's vocabulary projection holds 51864 rows of one scale otherwise; per-channel weights halved what
     trimming cost, at the same speed (docs/results/2026-12-02-whisper-int8-cpu.md)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, weight_type=QuantType.QInt8)
+    # ONNX's shape inference types nothing after a com.microsoft node (a fused attention): those tensors are float
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return {"int8_form": "dynamic", "quantized_op_types": ["MatMul", "Gemm"], "per_channel": True, "calibration_method": None}

@@ -60,6 +60,11 @@ class OnnxRuntimeBuilder:
         # file, keep their logits.
         return "screened" if variant == Variant.FP32 else ""
 
+    def fuses_attention(self, variant: Variant) -> bool:
+        # fp32 and the CPU int8 form (its quantizer leaves attention's two-input MatMuls float): one node per attention
+        # (docs/results/2026-12-07-fused-attention.md). The fp16 file and the Q/DQ file for TensorRT keep the exported graph.
+        return variant in (Variant.FP32, Variant.INT8)
+
     def part_variants(self, variant: Variant, part: GraphPart) -> tuple[Variant, ...]:
         # The CPU int8 engine builds each graph as its part says (Whisper: the encoder int8 or fp32, as measured;
         # dynamic int8 decoders); next to the TensorRT Q/DQ file the graphs that take no calibration stay fp32.

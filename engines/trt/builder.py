@@ -107,6 +107,9 @@ class TensorRTBuilder:
     def greedy_head(self, variant: Variant) -> str:
         return "argmax"  # 8 B per token off the device instead of the logits (docs/results/2026-12-05-gpu-proof.md)
 
+    def fuses_attention(self, variant: Variant) -> bool:
+        return False  # its ONNX parser reads no com.microsoft ops; TensorRT fuses attention itself
+
     def part_variants(self, variant: Variant, part: GraphPart) -> tuple[Variant, ...]:
         return (variant if part.calibrated or variant != Variant.INT8 else Variant.FP16,)
 
