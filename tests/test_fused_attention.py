@@ -87,3 +87,20 @@ def test_onnx_runtimes_fp32_and_cpu_int8_engines_fuse_and_tensorrts_input_does_n
     assert {part: details.get("fused_attention") for part, details in build["fp32"].items()} == expected
     assert {part: details.get("fused_attention") for part, details in build["int8"].items()} == expected
     assert not any("fused_attention" in details for details in build["int8-qdq"].values())
+
+
+def test_a_mask_from_shapes_is_taken_as_causal_only_in_a_self_attention(tiny_whisper_onnx):
+    import onnx
+    from onnx import helper
+
+    from asr_engines.engines.passes.attention import fuse_attention_model
+
+    model = onnx.load(str(tiny_whisper_onnx / "decoder_model.onnx"))
+    softmaxes = [node for node in model.graph.node if node.op_type == "Softmax"]
+    producers = {output: node for node in model.graph.node for output in node.output}
+    causal = producers[softmaxes[0].input[0]].input[1]  # the first self-attention's mask, built from shapes
+    cross = next(node for node in softmaxes if "encoder_attn" in node.name)
+    model.graph.node.append(helper.make_node("Add", [cross.input[0], causal], ["masked_cross_scores"]))
+    cross.input[0] = "masked_cross_scores"
+    assert fuse_attention_model(model, HEADS) == 3
+    assert cross.name in {node.name for node in model.graph.node}

@@ -117,6 +117,13 @@ class _Graph:
             return None, None, name
         return self.from_heads(name, TO_HEADS), None, None
 
+    def projected_from(self, name: str) -> str | None:
+        """What the projection (MatMul, then perhaps a bias Add) giving `name` reads."""
+        node = self.producer.get(name)
+        if node is not None and node.op_type == "Add":
+            node = next((self.producer[item] for item in node.input if self.op(item, "MatMul") is not None), None)
+        return node.input[0] if node is not None and node.op_type == "MatMul" else None
+
     def shapes_only(self, name: str) -> bool:
         """Whether `name` depends on the graph's inputs through their shapes alone (no values)."""
         seen, pending = set(), [name]
@@ -176,8 +183,10 @@ class _Graph:
             return None
         value = self.cache(weighted[0].input[1])
         if (key[0] is None) != (value[0] is None) or (key[1] is None) != (value[1] is None) or \
-                (key[0] is None and (key[2] is None or value[2] is None or mask is not None)):
+                (key[0] is None and (key[2] is None or value[2] is None)):
             return None
+        if mask is not None and (key[0] is None or self.projected_from(key[0]) != self.projected_from(query)):
+            return None  # a mask from shapes is taken as causal only in a self-attention
         past = [key[1], value[1]] if key[1] else []
         inputs = [query, key[0], value[0], "", "", "", *past] if key[0] else [query, key[2], value[2]]
         outputs = [output[0].output[0]]
