@@ -154,8 +154,8 @@ def _build_graph(model: ExportedModel, part: GraphPart, variant: Variant, graph_
     wanted = builder.greedy_head(variant) if part.token_head else ""
     # the screened head is the KV-cache decoder's; the prompt decoder, read once per window, takes the argmax head
     head = "argmax" if wanted == "screened" and part.token_head != "next" else wanted
-    heads = attention_heads(model.dir, part) if builder.fuses_attention(variant) else 0
-    prepared, fused = prepared_graph(model.dir, part, model.decoder, scratch, head, heads)
+    num_heads = attention_heads(model.dir, part) if builder.fuses_attention(variant) else 0
+    prepared, fused = prepared_graph(model.dir, part, model.decoder, scratch, head, num_heads)
     job = GraphJob(model.dir, model.family, part, graph_variant, scratch / name, stream if calibrated else None, out_dir,
                    decision.float_nodes.get(part.name) if decision and calibrated else None, prepared)
     details = in_fresh_process(_build, builder, job) if builder.isolate_builds else builder.build(job)
@@ -186,20 +186,20 @@ def with_judgements(record: EngineManifest, tried: list[dict], several: bool) ->
 
 
 def prepared_graph(export_dir: Path, part: GraphPart, decoder: dict, scratch: Path, head: str,
-                   heads: int = 0) -> tuple[Path | None, int]:
+                   num_heads: int = 0) -> tuple[Path | None, int]:
     """The exported graph of `part` with its family's passes applied, written into `scratch` (None: it has none),
     and how many attentions were fused. `decoder`: the decoder settings the manifest records; `head`: the greedy
-    head to add, `argmax` or `screened` (Builder.greedy_head) or "" (none); `heads`: the attention's head count
-    where its attentions are to be fused (passes/attention.py), else 0."""
+    head to add, `argmax` or `screened` (Builder.greedy_head) or "" (none); `num_heads`: the attentions' head count
+    where they are to be fused (passes/attention.py), else 0."""
     head = head if part.token_head else ""
-    if not head and not heads:
+    if not head and not num_heads:
         return None, 0
     prepared = scratch / f"{part.name}.passes.onnx"
     if head == "screened":
         add_screened_head(export_dir / part.file, prepared, decoder)
     elif head:
         add_token_head(export_dir / part.file, prepared, decoder, first=part.token_head == "first")
-    fused = fuse_attention(prepared if head else export_dir / part.file, prepared, heads) if heads else 0
+    fused = fuse_attention(prepared if head else export_dir / part.file, prepared, num_heads) if num_heads else 0
     return prepared, fused
 
 

@@ -214,7 +214,8 @@ def _reads(node) -> set[str]:
 
 
 def _live(nodes: list, graph) -> list:
-    """`nodes` without those whose outputs nothing reads."""
+    """`nodes` without those whose outputs nothing reads. (ONNX Runtime's OnnxModel.prune_graph, tried instead,
+    emptied the screened head's If branch that reads no outer name.)"""
     wanted = {item.name for item in graph.output}
     while True:
         read = wanted.union(*(_reads(node) for node in nodes))
@@ -225,7 +226,8 @@ def _live(nodes: list, graph) -> list:
 
 
 def _topologically_sorted(nodes: list) -> list:
-    """`nodes` with each after the producers of what it reads, otherwise in their order."""
+    """`nodes` with each after the producers of what it reads, otherwise in their order. (ONNX Runtime's
+    OnnxModel.topological_sort does not count what a subgraph reads: the screened head's If reads outer names.)"""
     import heapq
 
     produced = {output: index for index, node in enumerate(nodes) for output in node.output}
